@@ -1,0 +1,28 @@
+//! `ronode-proto`: the sans-IO wire layer of ronode.
+//!
+//! Everything here is pure computation over caller-owned buffers: no sockets, no clocks (time is
+//! an argument), no threads and no global randomness (seeds are arguments). The node, the SDK,
+//! the simulator, the fuzzers and the inspector all run this same code.
+//!
+//! Map of the crate, following `../shared/spec/WIRE.md`:
+//! - [`frame`], [`flags`], [`comp`], [`sequence`]: OAP/1 frames (section 2).
+//! - [`control`]: HELLO, PING, GOAWAY (section 3); [`error_body`]: error bodies (section 5).
+//! - [`id`]: NodeId, object addresses, XOR distance (sections 1, 5, 6).
+//! - [`reason`]: the labels every reject and error carries.
+//! - [`limits`]: every bound, named once.
+
+pub mod comp;
+pub mod control;
+pub mod error_body;
+pub mod flags;
+pub mod frame;
+pub mod id;
+pub mod limits;
+pub mod reason;
+pub mod record;
+pub mod sequence;
+
+pub use flags::{Flags, Kind};
+pub use frame::{Frame, FrameDecoder, FrameEncoder, FrameError, Header, OutFrame};
+pub use id::{Distance, NodeId, ObjectAddr};
+pub use reason::Reason;
