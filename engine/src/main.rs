@@ -1,1 +1,56 @@
-fn main() {}
+//! The `ronode` binary.
+
+mod cli;
+mod inspect;
+
+use clap::Parser;
+use cli::{Cli, Command, FrameCommand};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Frame(FrameCommand::Decode(args)) => frame_decode(&args.hex),
+        Command::Frame(FrameCommand::Hello(args)) => {
+            match inspect::hello_frame(&args.ua, args.corr, args.tenant, args.max_frame) {
+                Ok(bytes) => print_line(&hex::encode(bytes)),
+                Err(e) => fail(&e, 1),
+            }
+        }
+    }
+}
+
+fn frame_decode(arg: &str) -> ExitCode {
+    let text = if arg == "-" {
+        let mut s = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+            eprintln!("error: io: reading stdin: {e}");
+            return ExitCode::from(2);
+        }
+        s
+    } else {
+        arg.to_owned()
+    };
+    let bytes = match inspect::parse_hex(&text) {
+        Ok(b) => b,
+        Err(e) => return fail(&e, 2),
+    };
+    match inspect::decode(bytes) {
+        Ok(report) => print_line(&serde_json::to_string(&report).expect("report serializes")),
+        Err(e) => fail(&e, 1),
+    }
+}
+
+fn print_line(s: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{s}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn fail(e: &inspect::InspectError, code: u8) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(code)
+}
