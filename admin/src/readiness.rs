@@ -33,16 +33,23 @@ mod tests {
 
     #[test]
     fn ready_only_when_every_plane_is() {
-        let overlay = PlaneState { plane: "overlay", ready: true, missing: vec![] };
+        let overlay = PlaneState {
+            plane: "overlay",
+            ready: true,
+            missing: vec![],
+        };
         let dht = PlaneState {
             plane: "dht",
             ready: false,
             missing: vec!["bootstrap: 0 of 3 seeds answered".into()],
         };
-        assert_eq!(readyz(&[overlay.clone()]).0, 200);
+        assert_eq!(readyz(std::slice::from_ref(&overlay)).0, 200);
         let (status, body) = readyz(&[overlay, dht]);
         assert_eq!(status, 503);
-        assert!(body.contains(r#""missing":["bootstrap: 0 of 3 seeds answered"]"#), "{body}");
+        assert!(
+            body.contains(r#""missing":["bootstrap: 0 of 3 seeds answered"]"#),
+            "{body}"
+        );
         assert_eq!(readyz(&[]).0, 503);
     }
 }

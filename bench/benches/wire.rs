@@ -14,13 +14,22 @@ const MIB: usize = 1 << 20;
 
 fn frame_bytes(payload: &[u8], flags: Flags) -> Bytes {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    let frame = OutFrame { flags, ..OutFrame::request(1, 7, payload) };
-    FrameEncoder::new(MAX_FRAME).encode(&frame, &mut out).expect("encodes");
+    let frame = OutFrame {
+        flags,
+        ..OutFrame::request(1, 7, payload)
+    };
+    FrameEncoder::new(MAX_FRAME)
+        .encode(&frame, &mut out)
+        .expect("encodes");
     Bytes::from(out)
 }
 
 fn sizes() -> [(&'static str, usize); 3] {
-    [("1KiB", 1024), ("64KiB", 64 * 1024), ("full_frame", MAX_FRAME as usize - HEADER_LEN)]
+    [
+        ("1KiB", 1024),
+        ("64KiB", 64 * 1024),
+        ("full_frame", MAX_FRAME as usize - HEADER_LEN),
+    ]
 }
 
 fn oap1(c: &mut Criterion) {
@@ -33,7 +42,8 @@ fn oap1(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("encode", name), |b| {
             b.iter(|| {
                 out.clear();
-                enc.encode(&OutFrame::request(1, 7, black_box(&payload)), &mut out).unwrap()
+                enc.encode(&OutFrame::request(1, 7, black_box(&payload)), &mut out)
+                    .unwrap()
             })
         });
         let wire = frame_bytes(&payload, Flags::REQ);
@@ -55,12 +65,19 @@ fn comp(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("encode", name), |b| {
             b.iter(|| {
                 out.clear();
-                let frame = OutFrame { flags, ..OutFrame::request(1, 7, black_box(&text)) };
+                let frame = OutFrame {
+                    flags,
+                    ..OutFrame::request(1, 7, black_box(&text))
+                };
                 enc.encode(&frame, &mut out).unwrap()
             })
         });
         let wire = frame_bytes(&text, flags);
-        assert_eq!(wire.len() < text.len(), flags.contains(Flags::COMP), "COMP kept by the sender rule");
+        assert_eq!(
+            wire.len() < text.len(),
+            flags.contains(Flags::COMP),
+            "COMP kept by the sender rule"
+        );
         let mut dec = FrameDecoder::new(MAX_FRAME);
         g.bench_function(BenchmarkId::new("decode", name), |b| {
             b.iter(|| dec.decode_one(black_box(&wire)).unwrap().0.payload.len())
@@ -91,7 +108,7 @@ fn closest(c: &mut Criterion) {
     c.bench_function("closest_20_of_10000", |b| {
         b.iter(|| {
             scratch.copy_from_slice(&ids);
-            select_closest(&mut scratch, black_box(&target), 20, |id| id)
+            select_closest(&mut scratch, black_box(&target), 20, |id| *id)
         })
     });
 }

@@ -43,7 +43,11 @@ mod tests {
         assert_ne!(random_ids(1, 1), random_ids(1, 2));
         let text = pseudo_text(64 * 1024);
         let z = zstd_len(&text);
-        assert!(z < text.len() && text.len() <= z * 10, "ratio {}", text.len() as f64 / z as f64);
+        assert!(
+            z < text.len() && text.len() <= z * 10,
+            "ratio {}",
+            text.len() as f64 / z as f64
+        );
     }
 
     fn zstd_len(data: &[u8]) -> usize {

@@ -12,6 +12,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the node's identity and capability root key in the data directory (or, when they
+    /// exist, check their permissions and show the NodeId).
+    Init(InitArgs),
     /// Inspect and build OAP/1 frames (the wire inspector for operators).
     #[command(subcommand)]
     Frame(FrameCommand),
@@ -27,6 +30,13 @@ pub enum FrameCommand {
     Decode(DecodeArgs),
     /// Print the hex of a HELLO request frame.
     Hello(HelloArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Data directory holding `identity.key` and `cap_root.key` (created with mode 0700).
+    #[arg(long, env = "RONODE_DATA_DIR", default_value = "./ronode-data")]
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +65,9 @@ pub struct HelloArgs {
 pub fn parse_tenant(s: &str) -> Result<u128, String> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
     if digits.is_empty() || digits.len() > 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("tenant must be 1 to 32 hex digits, optionally prefixed by 0x (got {s:?})"));
+        return Err(format!(
+            "tenant must be 1 to 32 hex digits, optionally prefixed by 0x (got {s:?})"
+        ));
     }
     u128::from_str_radix(digits, 16).map_err(|e| e.to_string())
 }

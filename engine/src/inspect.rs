@@ -81,7 +81,12 @@ pub fn decode(bytes: Vec<u8>) -> Result<FrameReport, InspectError> {
 }
 
 /// The bytes of a HELLO request frame.
-pub fn hello_frame(ua: &str, corr_id: u64, tenant_id: u128, max_frame: Option<u32>) -> Result<Vec<u8>, InspectError> {
+pub fn hello_frame(
+    ua: &str,
+    corr_id: u64,
+    tenant_id: u128,
+    max_frame: Option<u32>,
+) -> Result<Vec<u8>, InspectError> {
     let payload = Control::Hello(Hello {
         ua: Some(ua.to_owned()),
         max_frame,

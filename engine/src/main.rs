@@ -1,7 +1,9 @@
 //! The `ronode` binary.
 
 mod cli;
+mod init;
 mod inspect;
+mod keystore;
 
 use clap::Parser;
 use cli::{Cli, Command, FrameCommand};
@@ -11,6 +13,20 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Init(args) => match init::ensure_keys(&args.data_dir) {
+            Ok(keys) => {
+                for file in &keys.created {
+                    eprintln!("created {}", args.data_dir.join(file).display());
+                }
+                println!("data_dir {}", args.data_dir.display());
+                println!("cap_kid {}", hex::encode(keys.cap_kid));
+                print_line(&format!("node_id {}", keys.identity.node_id()))
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Frame(FrameCommand::Decode(args)) => frame_decode(&args.hex),
         Command::Frame(FrameCommand::Hello(args)) => {
             match inspect::hello_frame(&args.ua, args.corr, args.tenant, args.max_frame) {

@@ -21,11 +21,16 @@ fn ronode(args: &[&str], stdin: Option<&str>) -> Output {
 
 fn decode_json(hex: &str) -> serde_json::Value {
     let out = ronode(&["frame", "decode", hex], None);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
-const HELLO_REPLY: &str = "0000008b00010002 00c8 0000 000000000000000000000000000000bb 0000 0000000000000007";
+const HELLO_REPLY: &str =
+    "0000008b00010002 00c8 0000 000000000000000000000000000000bb 0000 0000000000000007";
 const HELLO_JSON: &str = r#"{"max_frame":1048576,"max_inflight":64,"flags_supported":255,"versions":[1],"transports":["tcp+tls"]}"#;
 
 #[test]
@@ -36,8 +41,19 @@ fn golden_hello_request() {
     );
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
     let mut expected = vec![
-        "len", "ver", "flags", "code", "app_proto_id", "tenant_id", "cap_len", "corr_id", "cap_hex",
-        "payload_len", "wire_payload_len", "payload_utf8", "payload_hex",
+        "len",
+        "ver",
+        "flags",
+        "code",
+        "app_proto_id",
+        "tenant_id",
+        "cap_len",
+        "corr_id",
+        "cap_hex",
+        "payload_len",
+        "wire_payload_len",
+        "payload_utf8",
+        "payload_hex",
     ];
     expected.sort_unstable();
     let mut sorted = keys.clone();
@@ -56,7 +72,10 @@ fn golden_hello_reply_and_key_order() {
     let out = ronode(&["frame", "decode", &hex], None);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with(r#"{"len":139,"ver":1,"flags":["RESP"],"code":200,"app_proto_id":0,"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"len":139,"ver":1,"flags":["RESP"],"code":200,"app_proto_id":0,"#),
+        "{text}"
+    );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["payload_utf8"], HELLO_JSON);
     assert_eq!(v["payload_len"], 101);
@@ -75,7 +94,12 @@ fn golden_unallocated_app_decodes() {
 
 #[test]
 fn stdin_and_hello_builder_agree_with_the_golden_frame() {
-    let out = ronode(&["frame", "hello", "--ua", "sdk/0.1", "--corr", "42", "--tenant", "aa"], None);
+    let out = ronode(
+        &[
+            "frame", "hello", "--ua", "sdk/0.1", "--corr", "42", "--tenant", "aa",
+        ],
+        None,
+    );
     assert!(out.status.success());
     let hex = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
@@ -84,7 +108,11 @@ fn stdin_and_hello_builder_agree_with_the_golden_frame() {
     );
     let spaced: String = hex.trim().chars().flat_map(|c| [c, '\n']).collect();
     let out = ronode(&["frame", "decode", "-"], Some(&spaced));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -105,7 +133,9 @@ fn comp_payload_is_shown_inflated() {
 
 fn zstd_frame(data: &[u8]) -> Vec<u8> {
     let mut enc = ronode_proto::comp::Deflater::default();
-    enc.compress(data, 10).expect("compressible within the cap").to_vec()
+    enc.compress(data, 10)
+        .expect("compressible within the cap")
+        .to_vec()
 }
 
 #[test]

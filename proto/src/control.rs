@@ -48,8 +48,14 @@ impl HelloReply {
 
 impl Default for HelloReply {
     fn default() -> Self {
-        HelloReply::negotiate(&Hello { ua: None, max_frame: None }, MAX_FRAME)
-            .expect("default negotiation")
+        HelloReply::negotiate(
+            &Hello {
+                ua: None,
+                max_frame: None,
+            },
+            MAX_FRAME,
+        )
+        .expect("default negotiation")
     }
 }
 
@@ -110,9 +116,21 @@ impl Control {
                     Err(_) => Control::Hello(serde_json::from_slice(payload).map_err(malformed)?),
                 }
             }
-            "ping" => Control::Ping(serde_json::from_slice::<PingBody>(payload).map_err(malformed)?.ping),
-            "pong" => Control::Pong(serde_json::from_slice::<PongBody>(payload).map_err(malformed)?.pong),
-            "goaway" => Control::GoAway(serde_json::from_slice::<GoAwayBody>(payload).map_err(malformed)?.goaway),
+            "ping" => Control::Ping(
+                serde_json::from_slice::<PingBody>(payload)
+                    .map_err(malformed)?
+                    .ping,
+            ),
+            "pong" => Control::Pong(
+                serde_json::from_slice::<PongBody>(payload)
+                    .map_err(malformed)?
+                    .pong,
+            ),
+            "goaway" => Control::GoAway(
+                serde_json::from_slice::<GoAwayBody>(payload)
+                    .map_err(malformed)?
+                    .goaway,
+            ),
             _ => return Err(Reason::Malformed),
         };
         Ok(msg)
@@ -125,7 +143,9 @@ impl Control {
             Control::HelloReply(r) => serde_json::to_writer(&mut *out, r),
             Control::Ping(n) => serde_json::to_writer(&mut *out, &PingBody { ping: *n }),
             Control::Pong(n) => serde_json::to_writer(&mut *out, &PongBody { pong: *n }),
-            Control::GoAway(g) => serde_json::to_writer(&mut *out, &GoAwayBody { goaway: g.clone() }),
+            Control::GoAway(g) => {
+                serde_json::to_writer(&mut *out, &GoAwayBody { goaway: g.clone() })
+            }
         };
         r.expect("writing JSON to a Vec cannot fail");
     }
@@ -160,27 +180,71 @@ mod tests {
 
     #[test]
     fn negotiation_only_lowers() {
-        let ask = |m| Hello { ua: None, max_frame: Some(m) };
-        assert_eq!(HelloReply::negotiate(&ask(8192), MAX_FRAME).unwrap().max_frame, 8192);
-        assert_eq!(HelloReply::negotiate(&ask(u32::MAX), MAX_FRAME).unwrap().max_frame, MAX_FRAME);
-        assert_eq!(HelloReply::negotiate(&ask(4095), MAX_FRAME), Err(Reason::Malformed));
+        let ask = |m| Hello {
+            ua: None,
+            max_frame: Some(m),
+        };
+        assert_eq!(
+            HelloReply::negotiate(&ask(8192), MAX_FRAME)
+                .unwrap()
+                .max_frame,
+            8192
+        );
+        assert_eq!(
+            HelloReply::negotiate(&ask(u32::MAX), MAX_FRAME)
+                .unwrap()
+                .max_frame,
+            MAX_FRAME
+        );
+        assert_eq!(
+            HelloReply::negotiate(&ask(4095), MAX_FRAME),
+            Err(Reason::Malformed)
+        );
     }
 
     #[test]
     fn parses_each_shape_and_rejects_others() {
         for msg in [
-            Control::Hello(Hello { ua: Some("x".into()), max_frame: Some(5000) }),
-            Control::Hello(Hello { ua: None, max_frame: None }),
+            Control::Hello(Hello {
+                ua: Some("x".into()),
+                max_frame: Some(5000),
+            }),
+            Control::Hello(Hello {
+                ua: None,
+                max_frame: None,
+            }),
             Control::HelloReply(HelloReply::default()),
             Control::Ping(7),
             Control::Pong(u64::MAX),
-            Control::GoAway(GoAway { reason: "drain".into(), last_corr_id: 3 }),
+            Control::GoAway(GoAway {
+                reason: "drain".into(),
+                last_corr_id: 3,
+            }),
         ] {
             assert_eq!(Control::parse(&msg.to_vec()), Ok(msg));
         }
-        assert_eq!(Control::parse(br#"{"max_frame":5000}"#), Ok(Control::Hello(Hello { ua: None, max_frame: Some(5000) })));
-        for bad in [&b""[..], b"[]", b"{}", br#"{"ping":-1}"#, br#"{"ping":1,"x":2}"#, br#"{"zz":1}"#, b"\xff"] {
-            assert_eq!(Control::parse(bad), Err(Reason::Malformed), "{:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            Control::parse(br#"{"max_frame":5000}"#),
+            Ok(Control::Hello(Hello {
+                ua: None,
+                max_frame: Some(5000)
+            }))
+        );
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            br#"{"ping":-1}"#,
+            br#"{"ping":1,"x":2}"#,
+            br#"{"zz":1}"#,
+            b"\xff",
+        ] {
+            assert_eq!(
+                Control::parse(bad),
+                Err(Reason::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -18,7 +18,12 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// The body for `reason` answering request `corr_id`. 429 and 503 always carry
     /// `retry_after_ms` (`retry_after_ms` is used for them, and ignored for the others).
-    pub fn new(reason: Reason, message: impl Into<String>, corr_id: u64, retry_after_ms: u64) -> ErrorBody {
+    pub fn new(
+        reason: Reason,
+        message: impl Into<String>,
+        corr_id: u64,
+        retry_after_ms: u64,
+    ) -> ErrorBody {
         let code = reason.status();
         ErrorBody {
             code,

@@ -93,7 +93,12 @@ impl fmt::Debug for Flags {
             first = false;
         }
         if self.unknown_bits() != 0 {
-            write!(f, "{}{:#06x}", if first { "" } else { "|" }, self.unknown_bits())?;
+            write!(
+                f,
+                "{}{:#06x}",
+                if first { "" } else { "|" },
+                self.unknown_bits()
+            )?;
         } else if first {
             f.write_str("(none)")?;
         }

@@ -77,7 +77,9 @@ impl Header {
             .kind()
             .ok_or(FrameError::BadFlags("not exactly one of REQ, RESP, EVENT"))?;
         if f.contains(Flags::ACK_REQ) && kind != Kind::Event {
-            return Err(FrameError::BadFlags("ACK_REQ on a frame that is not an EVENT"));
+            return Err(FrameError::BadFlags(
+                "ACK_REQ on a frame that is not an EVENT",
+            ));
         }
         if f.contains(Flags::COMP) && f.contains(Flags::APP_E2E) {
             return Err(FrameError::BadFlags("COMP together with APP_E2E"));
@@ -238,12 +240,10 @@ impl FrameDecoder {
     /// Decodes exactly one frame from the front of `input`; a frame cut short is `truncated`.
     /// Returns the frame and how many bytes it took. Used by the inspector and the fuzzers.
     pub fn decode_one(&mut self, input: &Bytes) -> Result<(Frame, usize), FrameError> {
-        let header = self
-            .peek_header(input)?
-            .ok_or(FrameError::Truncated {
-                have: input.len(),
-                need: HEADER_LEN,
-            })?;
+        let header = self.peek_header(input)?.ok_or(FrameError::Truncated {
+            have: input.len(),
+            need: HEADER_LEN,
+        })?;
         let len = header.len as usize;
         if input.len() < len {
             return Err(FrameError::Truncated {
@@ -356,7 +356,11 @@ impl FrameEncoder {
 
     /// Encodes `frame` into `out`. The same header checks as the decoder's run first, so this
     /// node never sends what a peer must reject; a cap or payload too large is `oversize`.
-    pub fn encode<B: BufMut>(&mut self, frame: &OutFrame<'_>, out: &mut B) -> Result<usize, FrameError> {
+    pub fn encode<B: BufMut>(
+        &mut self,
+        frame: &OutFrame<'_>,
+        out: &mut B,
+    ) -> Result<usize, FrameError> {
         if frame.cap.len() > u16::MAX as usize {
             return Err(FrameError::Oversize {
                 len: u32::MAX,
@@ -383,7 +387,11 @@ impl FrameEncoder {
     }
 }
 
-fn write_checked<B: BufMut>(frame: &OutFrame<'_>, max_frame: u32, out: &mut B) -> Result<usize, FrameError> {
+fn write_checked<B: BufMut>(
+    frame: &OutFrame<'_>,
+    max_frame: u32,
+    out: &mut B,
+) -> Result<usize, FrameError> {
     let header = frame.header();
     let total = HEADER_LEN + frame.cap.len() + frame.payload.len();
     if total > max_frame as usize {
@@ -424,10 +432,16 @@ mod tests {
         let mut out = Vec::new();
         let mut f = OutFrame::request(1, 1, b"x");
         f.cap = b"cap";
-        assert_eq!(enc.encode(&f, &mut out).unwrap_err().reason(), Reason::CapOnNonStart);
+        assert_eq!(
+            enc.encode(&f, &mut out).unwrap_err().reason(),
+            Reason::CapOnNonStart
+        );
         let big = vec![0u8; MAX_FRAME as usize];
         let f = OutFrame::request(1, 1, &big);
-        assert_eq!(enc.encode(&f, &mut out).unwrap_err().reason(), Reason::Oversize);
+        assert_eq!(
+            enc.encode(&f, &mut out).unwrap_err().reason(),
+            Reason::Oversize
+        );
         assert!(out.is_empty(), "nothing written on error");
     }
 
@@ -469,7 +483,10 @@ mod tests {
         let mut f = OutFrame::request(1, 9, &text);
         f.flags = Flags::REQ | Flags::COMP;
         enc.encode(&f, &mut out).unwrap();
-        let frame = FrameDecoder::new(MAX_FRAME).decode(&mut out).unwrap().unwrap();
+        let frame = FrameDecoder::new(MAX_FRAME)
+            .decode(&mut out)
+            .unwrap()
+            .unwrap();
         // Either compressed within the ratio cap, or sent plain: both decode to the text.
         assert_eq!(&frame.payload[..], &text[..]);
         let tiny = OutFrame {
@@ -478,7 +495,13 @@ mod tests {
         };
         let mut out = BytesMut::new();
         enc.encode(&tiny, &mut out).unwrap();
-        let frame = FrameDecoder::new(MAX_FRAME).decode(&mut out).unwrap().unwrap();
-        assert!(!frame.flags().contains(Flags::COMP), "COMP only when smaller");
+        let frame = FrameDecoder::new(MAX_FRAME)
+            .decode(&mut out)
+            .unwrap()
+            .unwrap();
+        assert!(
+            !frame.flags().contains(Flags::COMP),
+            "COMP only when smaller"
+        );
     }
 }

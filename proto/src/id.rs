@@ -165,8 +165,13 @@ pub fn bucket_index(local: &[u8; 32], other: &[u8; 32]) -> Option<u8> {
 
 /// Moves the `k` ids closest to `target` to the front of `ids`, closest first, in
 /// O(n + k log k): a partial selection, not a full sort. Returns how many there are (`min(k, n)`).
-pub fn select_closest<T>(ids: &mut [T], target: &[u8; 32], k: usize, id_of: impl Fn(&T) -> &[u8; 32]) -> usize {
-    let key = |t: &T| distance(id_of(t), target);
+pub fn select_closest<T>(
+    ids: &mut [T],
+    target: &[u8; 32],
+    k: usize,
+    id_of: impl Fn(&T) -> [u8; 32],
+) -> usize {
+    let key = |t: &T| distance(&id_of(t), target);
     let k = k.min(ids.len());
     if k == 0 {
         return 0;
@@ -174,7 +179,7 @@ pub fn select_closest<T>(ids: &mut [T], target: &[u8; 32], k: usize, id_of: impl
     if k < ids.len() {
         ids.select_nth_unstable_by(k - 1, |a, b| key(a).cmp(&key(b)));
     }
-    ids[..k].sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    ids[..k].sort_unstable_by_key(key);
     k
 }
 
@@ -185,9 +190,18 @@ mod tests {
     #[test]
     fn blake3_checks_of_wire_md() {
         for (input, hex) in [
-            (&b""[..], "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"),
-            (b"abc", "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"),
-            (b"hello world", "d74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24"),
+            (
+                &b""[..],
+                "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+            ),
+            (
+                b"abc",
+                "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85",
+            ),
+            (
+                b"hello world",
+                "d74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24",
+            ),
         ] {
             let a = ObjectAddr::of(input);
             assert_eq!(a.to_string(), format!("b3:{hex}"));
@@ -199,12 +213,27 @@ mod tests {
     fn strict_parse() {
         let good = "b3:".to_owned() + &"ab".repeat(32);
         assert!(ObjectAddr::parse(&good).is_ok());
-        assert_eq!(ObjectAddr::parse(&good.to_uppercase()), Err(AddrError::Prefix));
-        assert_eq!(ObjectAddr::parse(&("b3:".to_owned() + &"AB".repeat(32))), Err(AddrError::NotLowerHex));
+        assert_eq!(
+            ObjectAddr::parse(&good.to_uppercase()),
+            Err(AddrError::Prefix)
+        );
+        assert_eq!(
+            ObjectAddr::parse(&("b3:".to_owned() + &"AB".repeat(32))),
+            Err(AddrError::NotLowerHex)
+        );
         assert_eq!(ObjectAddr::parse("b3:abc"), Err(AddrError::Length(3)));
-        assert_eq!(ObjectAddr::parse(&("b3:".to_owned() + &"zz".repeat(32))), Err(AddrError::NotLowerHex));
-        assert_eq!(ObjectAddr::parse(&(good.clone() + "0")), Err(AddrError::Length(65)));
-        assert_eq!(ObjectAddr::parse(&("b3:+".to_owned() + &"a".repeat(63))), Err(AddrError::NotLowerHex));
+        assert_eq!(
+            ObjectAddr::parse(&("b3:".to_owned() + &"zz".repeat(32))),
+            Err(AddrError::NotLowerHex)
+        );
+        assert_eq!(
+            ObjectAddr::parse(&(good.clone() + "0")),
+            Err(AddrError::Length(65))
+        );
+        assert_eq!(
+            ObjectAddr::parse(&("b3:+".to_owned() + &"a".repeat(63))),
+            Err(AddrError::NotLowerHex)
+        );
     }
 
     #[test]
@@ -237,7 +266,7 @@ mod tests {
         let target = ids[17];
         let mut sorted = ids.clone();
         sorted.sort_by_key(|id| distance(id, &target));
-        let n = select_closest(&mut ids, &target, 20, |id| id);
+        let n = select_closest(&mut ids, &target, 20, |id| *id);
         assert_eq!(n, 20);
         assert_eq!(&ids[..20], &sorted[..20]);
         assert_eq!(ids[0], target);

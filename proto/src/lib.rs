@@ -11,13 +11,17 @@
 //! - [`reason`]: the labels every reject and error carries.
 //! - [`limits`]: every bound, named once.
 
+pub mod cap;
+pub mod cert;
 pub mod comp;
 pub mod control;
 pub mod error_body;
 pub mod flags;
 pub mod frame;
 pub mod id;
+pub mod identity;
 pub mod limits;
+pub mod msg;
 pub mod reason;
 pub mod record;
 pub mod sequence;

@@ -46,3 +46,7 @@ pub const MAX_TOPIC_BYTES: usize = 256;
 pub const MAX_GOSSIP_IDS: usize = 512;
 /// Longest user agent in a HELLO.
 pub const MAX_UA_BYTES: usize = 256;
+/// Most provider records in one FIND_VALUE answer.
+pub const MAX_PROVIDERS: usize = K;
+/// Most signatures on a provider record (one Ed25519, one ML-DSA-87).
+pub const MAX_RECORD_SIGS: usize = 2;

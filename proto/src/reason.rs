@@ -157,7 +157,9 @@ impl fmt::Display for Reason {
 }
 
 /// Statuses allowed in the `code` field of a RESP (WIRE.md section 5).
-pub const STATUSES: [u16; 13] = [200, 206, 400, 401, 403, 404, 408, 413, 429, 500, 503, 504, 507];
+pub const STATUSES: [u16; 13] = [
+    200, 206, 400, 401, 403, 404, 408, 413, 429, 500, 503, 504, 507,
+];
 
 /// Whether `code` is a status a RESP may carry.
 pub fn is_status(code: u16) -> bool {

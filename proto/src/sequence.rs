@@ -217,7 +217,8 @@ mod tests {
 
     fn after_hello() -> SequenceTracker {
         let mut t = SequenceTracker::new(Role::Acceptor);
-        t.on_receive(&h(Flags::REQ, 0, 1), br#"{"ua":null}"#).unwrap();
+        t.on_receive(&h(Flags::REQ, 0, 1), br#"{"ua":null}"#)
+            .unwrap();
         t.on_send(&h(Flags::RESP, 0, 1)).unwrap();
         t
     }
@@ -225,9 +226,15 @@ mod tests {
     #[test]
     fn hello_must_come_first() {
         let mut t = SequenceTracker::new(Role::Acceptor);
-        assert_eq!(t.on_receive(&h(Flags::REQ, 1, 1), b""), Err(Reason::BadSequence));
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 1, 1), b""),
+            Err(Reason::BadSequence)
+        );
         let mut t = SequenceTracker::new(Role::Acceptor);
-        assert_eq!(t.on_receive(&h(Flags::REQ, 0, 1), br#"{"ping":1}"#), Err(Reason::BadSequence));
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 0, 1), br#"{"ping":1}"#),
+            Err(Reason::BadSequence)
+        );
         assert_eq!(after_hello().unanswered(), 0);
     }
 
@@ -236,32 +243,56 @@ mod tests {
         let mut t = after_hello();
         let s = Flags::REQ | Flags::START;
         assert_eq!(t.on_receive(&h(s, 1, 5), b""), Ok(Progress::Opened));
-        assert_eq!(t.on_receive(&h(s, 1, 5), b""), Err(Reason::BadSequence), "START while open");
+        assert_eq!(
+            t.on_receive(&h(s, 1, 5), b""),
+            Err(Reason::BadSequence),
+            "START while open"
+        );
         let mut t = after_hello();
         t.on_receive(&h(s, 1, 5), b"").unwrap();
-        assert_eq!(t.on_receive(&h(Flags::REQ, 1, 5), b""), Ok(Progress::Continued));
-        assert_eq!(t.on_receive(&h(Flags::REQ | Flags::END, 1, 5), b""), Ok(Progress::Closed));
-        assert_eq!(t.on_receive(&h(Flags::REQ | Flags::END, 1, 6), b""), Err(Reason::BadSequence), "END with none open");
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 1, 5), b""),
+            Ok(Progress::Continued)
+        );
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ | Flags::END, 1, 5), b""),
+            Ok(Progress::Closed)
+        );
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ | Flags::END, 1, 6), b""),
+            Err(Reason::BadSequence),
+            "END with none open"
+        );
     }
 
     #[test]
     fn responses_need_a_request() {
         let mut t = after_hello();
-        assert_eq!(t.on_receive(&h(Flags::RESP, 1, 77), b""), Err(Reason::BadSequence));
+        assert_eq!(
+            t.on_receive(&h(Flags::RESP, 1, 77), b""),
+            Err(Reason::BadSequence)
+        );
         let mut t = after_hello();
         t.on_send(&h(Flags::REQ, 1, 77)).unwrap();
         assert_eq!(t.outstanding(), 1);
-        t.on_receive(&h(Flags::RESP | Flags::START, 1, 77), b"").unwrap();
+        t.on_receive(&h(Flags::RESP | Flags::START, 1, 77), b"")
+            .unwrap();
         assert_eq!(t.outstanding(), 1, "stream still open");
-        t.on_receive(&h(Flags::RESP | Flags::END, 1, 77), b"").unwrap();
+        t.on_receive(&h(Flags::RESP | Flags::END, 1, 77), b"")
+            .unwrap();
         assert_eq!(t.outstanding(), 0);
-        assert_eq!(t.on_receive(&h(Flags::RESP, 1, 77), b""), Err(Reason::BadSequence), "answered twice");
+        assert_eq!(
+            t.on_receive(&h(Flags::RESP, 1, 77), b""),
+            Err(Reason::BadSequence),
+            "answered twice"
+        );
     }
 
     #[test]
     fn ack_req_events_expect_a_response_and_inflight_is_bounded() {
         let mut t = after_hello();
-        t.on_receive(&h(Flags::EVENT | Flags::ACK_REQ, 2, 3), b"").unwrap();
+        t.on_receive(&h(Flags::EVENT | Flags::ACK_REQ, 2, 3), b"")
+            .unwrap();
         assert_eq!(t.unanswered(), 1);
         t.on_send(&h(Flags::RESP, 2, 3)).unwrap();
         assert_eq!(t.unanswered(), 0);
@@ -271,6 +302,10 @@ mod tests {
             t.on_receive(&h(Flags::REQ, 1, 100 + corr), b"").unwrap();
         }
         assert_eq!(t.on_receive(&h(Flags::REQ, 1, 1), b""), Err(Reason::Quota));
-        assert_eq!(t.on_receive(&h(Flags::REQ, 1, 100), b""), Err(Reason::BadSequence), "corr_id reused");
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 1, 100), b""),
+            Err(Reason::BadSequence),
+            "corr_id reused"
+        );
     }
 }

@@ -20,7 +20,9 @@ const APP200: &str = "0000003100010002 00c8 00c8 000000000000000000000000000000d
 
 fn encode(frame: &OutFrame<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    FrameEncoder::new(MAX_FRAME).encode(frame, &mut out).unwrap();
+    FrameEncoder::new(MAX_FRAME)
+        .encode(frame, &mut out)
+        .unwrap();
     out
 }
 
@@ -69,7 +71,10 @@ fn hello_reply_golden() {
     assert_eq!(bytes, golden);
 
     let mut buf = BytesMut::from(&bytes[..]);
-    let decoded = FrameDecoder::new(MAX_FRAME).decode(&mut buf).unwrap().unwrap();
+    let decoded = FrameDecoder::new(MAX_FRAME)
+        .decode(&mut buf)
+        .unwrap()
+        .unwrap();
     assert_eq!(decoded.header.code, 200);
     assert_eq!(decoded.header.len, 139);
     assert_eq!(

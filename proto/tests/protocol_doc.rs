@@ -18,7 +18,10 @@ const MARKER: &str = "<!-- example: ";
 
 /// Replaces the fenced block after each marker with the generated text; returns the new
 /// document and the names whose block differed, plus markers with no generated example.
-fn regenerate(doc: &str, generated: &BTreeMap<&'static str, String>) -> (String, Vec<String>, Vec<String>) {
+fn regenerate(
+    doc: &str,
+    generated: &BTreeMap<&'static str, String>,
+) -> (String, Vec<String>, Vec<String>) {
     let mut out = String::with_capacity(doc.len());
     let mut changed = Vec::new();
     let mut unknown = Vec::new();
@@ -58,17 +61,26 @@ fn protocol_doc_examples_match_the_code() {
     let path = doc_path();
     let doc = std::fs::read_to_string(&path).expect("docs/PROTOCOL.md exists");
     let (new_doc, changed, unknown) = regenerate(&doc, &generated);
-    assert!(unknown.is_empty(), "markers without a generated example: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "markers without a generated example: {unknown:?}"
+    );
     let missing: Vec<_> = generated
         .keys()
         .filter(|name| !doc.contains(&format!("{MARKER}{name} -->")))
         .collect();
     if std::env::var_os("RONODE_BLESS_DOCS").is_some() {
         std::fs::write(&path, new_doc).expect("rewrite docs/PROTOCOL.md");
-        assert!(missing.is_empty(), "add a marker to the doc for: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "add a marker to the doc for: {missing:?}"
+        );
         return;
     }
-    assert!(missing.is_empty(), "examples not shown in docs/PROTOCOL.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "examples not shown in docs/PROTOCOL.md: {missing:?}"
+    );
     assert!(
         changed.is_empty(),
         "docs/PROTOCOL.md drifted from the code for {changed:?}; if the change is intended, run \

@@ -29,11 +29,14 @@ pub fn shard_of(id: &[u8; 32], shard_count: u16) -> ShardId {
 
 /// The smallest id prefix (top 64 bits) that `shard` owns among `shard_count`.
 pub fn range_start(shard: ShardId, shard_count: u16) -> u64 {
-    assert!(shard.0 < shard_count, "shard {shard} out of 0..{shard_count}");
+    assert!(
+        shard.0 < shard_count,
+        "shard {shard} out of 0..{shard_count}"
+    );
     let s = u128::from(shard.0);
     let n = u128::from(shard_count);
     // ceil(s * 2^64 / n), computed without overflow.
-    (((s << 64) + n - 1) / n) as u64
+    (s << 64).div_ceil(n) as u64
 }
 
 #[cfg(test)]
@@ -61,7 +64,11 @@ mod tests {
                 let start = range_start(ShardId(s), n);
                 assert_eq!(shard_of(&id_with_top(start), n), ShardId(s), "n={n} s={s}");
                 if s > 0 {
-                    assert_eq!(shard_of(&id_with_top(start - 1), n), ShardId(s - 1), "n={n} s={s}");
+                    assert_eq!(
+                        shard_of(&id_with_top(start - 1), n),
+                        ShardId(s - 1),
+                        "n={n} s={s}"
+                    );
                 }
             }
         }

@@ -41,7 +41,9 @@ pub fn plain_hex(bytes: &[u8]) -> String {
 
 pub fn encode(frame: &OutFrame<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    FrameEncoder::new(MAX_FRAME).encode(frame, &mut out).expect("example frame encodes");
+    FrameEncoder::new(MAX_FRAME)
+        .encode(frame, &mut out)
+        .expect("example frame encodes");
     out
 }
 
@@ -61,38 +63,62 @@ fn control_frame(kind: Flags, corr_id: u64, msg: &Control) -> Vec<u8> {
 
 pub fn all() -> BTreeMap<&'static str, String> {
     let mut m = BTreeMap::new();
-    let hello = Control::Hello(Hello { ua: Some("sdk/0.1".into()), max_frame: None });
+    let hello = Control::Hello(Hello {
+        ua: Some("sdk/0.1".into()),
+        max_frame: None,
+    });
     let payload = hello.to_vec();
     m.insert(
         "hello_request",
-        frame_hex(&encode(&OutFrame { tenant_id: 0xaa, ..OutFrame::request(APP_CONTROL, 42, &payload) })),
+        frame_hex(&encode(&OutFrame {
+            tenant_id: 0xaa,
+            ..OutFrame::request(APP_CONTROL, 42, &payload)
+        })),
     );
     let reply = Control::HelloReply(HelloReply::default()).to_vec();
     m.insert(
         "hello_reply",
-        frame_hex(&encode(&OutFrame { tenant_id: 0xbb, ..OutFrame::response(APP_CONTROL, 7, 200, &reply) })),
+        frame_hex(&encode(&OutFrame {
+            tenant_id: 0xbb,
+            ..OutFrame::response(APP_CONTROL, 7, 200, &reply)
+        })),
     );
     m.insert(
         "hello_lower_max_frame",
         frame_hex(&control_frame(
             Flags::REQ,
             1,
-            &Control::Hello(Hello { ua: None, max_frame: Some(65_536) }),
+            &Control::Hello(Hello {
+                ua: None,
+                max_frame: Some(65_536),
+            }),
         )),
     );
-    m.insert("ping", frame_hex(&control_frame(Flags::REQ, 2, &Control::Ping(99))));
-    m.insert("pong", frame_hex(&control_frame(Flags::RESP, 2, &Control::Pong(99))));
+    m.insert(
+        "ping",
+        frame_hex(&control_frame(Flags::REQ, 2, &Control::Ping(99))),
+    );
+    m.insert(
+        "pong",
+        frame_hex(&control_frame(Flags::RESP, 2, &Control::Pong(99))),
+    );
     m.insert(
         "goaway",
         frame_hex(&control_frame(
             Flags::EVENT,
             0,
-            &Control::GoAway(GoAway { reason: "draining".into(), last_corr_id: 41 }),
+            &Control::GoAway(GoAway {
+                reason: "draining".into(),
+                last_corr_id: 41,
+            }),
         )),
     );
     let mut busy = Vec::new();
     ErrorBody::new(Reason::Busy, "work queue full", 9, 250).encode(1, &mut busy);
-    m.insert("error_busy", frame_hex(&encode(&OutFrame::response(1, 9, 503, &busy))));
+    m.insert(
+        "error_busy",
+        frame_hex(&encode(&OutFrame::response(1, 9, 503, &busy))),
+    );
     // Compresses about 3x: within the ratio cap, so the sender rule keeps COMP.
     let text = b"the quick brown fox jumps over the lazy dog; ".repeat(4);
     let comp = encode(&OutFrame {
