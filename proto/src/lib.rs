@@ -6,7 +6,11 @@
 //!
 //! Map of the crate, following `../shared/spec/WIRE.md`:
 //! - [`frame`], [`flags`], [`comp`], [`sequence`]: OAP/1 frames (section 2).
+//! - [`inbound`]: a session's receive pipeline, every row of the reject table in order.
 //! - [`control`]: HELLO, PING, GOAWAY (section 3); [`error_body`]: error bodies (section 5).
+//! - [`msg`]: the CBOR messages of apps 1-3 (objects, gossip, dht).
+//! - [`identity`], [`cert`]: Ed25519 + ML-DSA-87 identities and node certificates (section 1).
+//! - [`cap`]: capabilities (section 4); [`record`]: signed provider records (section 6).
 //! - [`id`]: NodeId, object addresses, XOR distance (sections 1, 5, 6).
 //! - [`reason`]: the labels every reject and error carries.
 //! - [`limits`]: every bound, named once.
@@ -20,6 +24,7 @@ pub mod flags;
 pub mod frame;
 pub mod id;
 pub mod identity;
+pub mod inbound;
 pub mod limits;
 pub mod msg;
 pub mod reason;
