@@ -16,7 +16,11 @@
 //! - apps 2-3: an error RESP carries a CBOR error body.
 //!
 //! Success bodies of RESPs on apps 1 and 3 depend on the request they answer, so the requester
-//! checks them (the SDK), not this pipeline.
+//! checks them (the SDK), not this pipeline. A whole RESP 200 with an empty payload is accepted on
+//! every app: it is the acknowledgement of an EVENT sent with ACK_REQ.
+//!
+//! Every [`Reject`] closes the session, including `quota` from a peer that opens more than the
+//! `max_inflight` requests its HELLO reply allowed: that peer ignored the negotiated limit.
 
 use crate::control::{Control, GoAway, APP_CONTROL};
 use crate::error_body::ErrorBody;
@@ -210,6 +214,10 @@ fn check_message(frame: &Frame, progress: Progress) -> Result<(), Reason> {
     let is_error = kind == Kind::Resp && h.code >= 400;
     let whole = progress == Progress::Whole;
     let ok = |r: Result<(), Reason>| r.map_err(|_| Reason::Malformed);
+    // The acknowledgement of an EVENT sent with ACK_REQ: RESP 200, empty payload, on any app.
+    if kind == Kind::Resp && h.code == 200 && p.is_empty() && whole {
+        return Ok(());
+    }
     match h.app_proto_id {
         APP_CONTROL => {
             if !whole {

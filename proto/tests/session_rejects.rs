@@ -223,6 +223,25 @@ fn malformed_rows() {
 }
 
 #[test]
+fn ack_req_events_are_acknowledged_with_an_empty_resp_200() {
+    let mut p = Peer::greeted();
+    let ev = GossipEvent::new("t", 1, b"d".to_vec());
+    let mut v = Vec::new();
+    ev.encode(&mut v);
+    // The node sends an EVENT asking for an acknowledgement; the peer's empty RESP 200 passes.
+    let out = OutFrame {
+        flags: Flags::EVENT | Flags::ACK_REQ,
+        ..OutFrame::request(APP_GOSSIP, 7, &v)
+    };
+    p.node.tracker_mut().on_send(&out.header()).unwrap();
+    assert_eq!(
+        p.send(&OutFrame::response(APP_GOSSIP, 7, 200, b"")),
+        Ok(Progress::Whole)
+    );
+    assert_eq!(p.node.tracker_mut().outstanding(), 0);
+}
+
+#[test]
 fn app_e2e_payloads_are_never_inspected() {
     let mut p = Peer::greeted();
     let frame = OutFrame {
