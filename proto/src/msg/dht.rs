@@ -291,22 +291,8 @@ mod tests {
     use super::*;
     use crate::record::RecordSig;
     use serde_bytes::{ByteArray, ByteBuf};
-    use std::fmt;
 
-    fn rt<T: PartialEq + fmt::Debug>(
-        v: &T,
-        enc: impl Fn(&T, &mut Vec<u8>),
-        dec: impl Fn(&[u8]) -> Result<T, Reason>,
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        enc(v, &mut out);
-        assert_eq!(&dec(&out).unwrap(), v);
-        out
-    }
-
-    fn hex_bytes(s: &str) -> Vec<u8> {
-        hex::decode(s.replace(' ', "")).unwrap()
-    }
+    use crate::msg::test_util::{hex_bytes, round_trip as rt};
 
     fn node(i: u8) -> NodeInfo {
         NodeInfo {

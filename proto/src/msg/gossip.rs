@@ -243,20 +243,7 @@ cbor_codec!(GossipEvent, GossipRequest, GossipOk);
 mod tests {
     use super::*;
 
-    fn rt<T: PartialEq + fmt::Debug>(
-        v: &T,
-        enc: impl Fn(&T, &mut Vec<u8>),
-        dec: impl Fn(&[u8]) -> Result<T, Reason>,
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        enc(v, &mut out);
-        assert_eq!(&dec(&out).unwrap(), v);
-        out
-    }
-
-    fn hex_bytes(s: &str) -> Vec<u8> {
-        hex::decode(s.replace(' ', "")).unwrap()
-    }
+    use crate::msg::test_util::{hex_bytes, round_trip as rt};
 
     #[test]
     fn event_round_trips_and_ref_encodes_the_same() {

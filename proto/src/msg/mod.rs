@@ -533,3 +533,27 @@ pub(crate) mod opt_strict_byte_buf {
         Ok(Option::<Strict>::deserialize(d)?.map(|s| s.0))
     }
 }
+
+/// Test helpers shared by the message modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::reason::Reason;
+    use std::fmt::Debug;
+
+    /// Encodes `v`, checks it decodes back equal, and returns the bytes.
+    pub fn round_trip<T: PartialEq + Debug>(
+        v: &T,
+        enc: impl Fn(&T, &mut Vec<u8>),
+        dec: impl Fn(&[u8]) -> Result<T, Reason>,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        enc(v, &mut out);
+        assert_eq!(&dec(&out).unwrap(), v);
+        out
+    }
+
+    /// Bytes from hex written with spaces for reading.
+    pub fn hex_bytes(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+}

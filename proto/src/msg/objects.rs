@@ -140,21 +140,10 @@ cbor_codec!(ObjectRequest, HeadResp, PutResp);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::test_util::round_trip;
 
     fn addr() -> ObjectAddr {
         ObjectAddr::of(b"hello world")
-    }
-
-    fn round_trip<T: PartialEq + std::fmt::Debug>(
-        v: &T,
-        enc: impl Fn(&T, &mut Vec<u8>),
-        dec: impl Fn(&[u8]) -> Result<T, Reason>,
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        enc(v, &mut out);
-        assert_eq!(&dec(&out).unwrap(), v);
-        // Binary fields are byte strings: the 32-byte address appears verbatim.
-        out
     }
 
     fn req_rt(r: ObjectRequest) -> Vec<u8> {
