@@ -102,13 +102,7 @@ impl Control {
         let malformed = |_| Reason::Malformed;
         let key = first_key(payload).ok_or(Reason::Malformed)?;
         let msg = match key {
-            "ua" => {
-                let hello: Hello = serde_json::from_slice(payload).map_err(malformed)?;
-                if hello.ua.as_ref().is_some_and(|ua| ua.len() > MAX_UA_BYTES) {
-                    return Err(Reason::Malformed);
-                }
-                Control::Hello(hello)
-            }
+            "ua" => Control::Hello(serde_json::from_slice(payload).map_err(malformed)?),
             "max_frame" => {
                 // Both a HELLO that lists max_frame first and a HELLO reply start this way.
                 match serde_json::from_slice::<HelloReply>(payload) {
@@ -133,6 +127,13 @@ impl Control {
             ),
             _ => return Err(Reason::Malformed),
         };
+        // Checked here, whichever key came first: a HELLO that lists `max_frame` first is
+        // bounded too.
+        if let Control::Hello(Hello { ua: Some(ua), .. }) = &msg {
+            if ua.len() > MAX_UA_BYTES {
+                return Err(Reason::Malformed);
+            }
+        }
         Ok(msg)
     }
 
@@ -230,6 +231,16 @@ mod tests {
                 max_frame: Some(5000)
             }))
         );
+        // The ua bound holds whichever key comes first.
+        let long = "u".repeat(MAX_UA_BYTES + 1);
+        for key_first in [true, false] {
+            let payload = if key_first {
+                format!(r#"{{"ua":"{long}","max_frame":8192}}"#)
+            } else {
+                format!(r#"{{"max_frame":8192,"ua":"{long}"}}"#)
+            };
+            assert_eq!(Control::parse(payload.as_bytes()), Err(Reason::Malformed));
+        }
         for bad in [
             &b""[..],
             b"[]",

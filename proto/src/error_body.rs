@@ -49,12 +49,18 @@ impl ErrorBody {
         }
     }
 
-    /// Decodes a body sent on `app_proto_id`.
+    /// Decodes a body sent on `app_proto_id`: exactly one JSON value or CBOR item, nothing after
+    /// it.
     pub fn decode(app_proto_id: u16, bytes: &[u8]) -> Result<ErrorBody, Reason> {
         if uses_json(app_proto_id) {
             serde_json::from_slice(bytes).map_err(|_| Reason::Malformed)
         } else {
-            ciborium::from_reader(bytes).map_err(|_| Reason::Malformed)
+            let mut rest = bytes;
+            let body = ciborium::from_reader(&mut rest).map_err(|_| Reason::Malformed)?;
+            if !rest.is_empty() {
+                return Err(Reason::Malformed);
+            }
+            Ok(body)
         }
     }
 }
@@ -77,6 +83,9 @@ mod tests {
             let mut v = Vec::new();
             b.encode(app, &mut v);
             assert_eq!(ErrorBody::decode(app, &v).unwrap(), b);
+            // One body is the whole payload, in both encodings.
+            v.push(0);
+            assert_eq!(ErrorBody::decode(app, &v), Err(Reason::Malformed));
         }
         let f = ErrorBody::new(Reason::Forbidden, "scope", 1, 250);
         assert_eq!(f.retry_after_ms, None);

@@ -22,6 +22,8 @@ pub mod control;
 pub mod error_body;
 pub mod flags;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod id;
 pub mod identity;
 pub mod inbound;
