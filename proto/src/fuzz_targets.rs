@@ -24,6 +24,9 @@
 //! - [`cap`]: decode, round trip, verify against a fixed key table; the same caveats re-minted
 //!   under the table's key verify exactly as a reference reading of WIRE.md section 4 says, and
 //!   attenuation never widens.
+//! - [`session`]: a session's receive pipeline fed in data-derived chunks, answering requests as a
+//!   node would: every verdict is a row of the reject table (or `quota`), and the farewell frame
+//!   carries the same label (an error RESP only to a well-formed REQ).
 //! - [`ids`], [`cert`]: strict id parsing round-trips; XOR distance and bucket laws; certificate
 //!   parsing answers a NodeId or `unauthorized`.
 //!
@@ -36,6 +39,7 @@ use crate::error_body::ErrorBody;
 use crate::flags::Flags;
 use crate::frame::{FrameDecoder, FrameEncoder, FrameError, Header, OutFrame};
 use crate::id::{self, NodeId, ObjectAddr};
+use crate::inbound::{Farewell, Inbound, ServedApps};
 use crate::limits::{
     DECOMPRESS_RATIO_CAP, HEADER_LEN, K, MAX_ADDRS, MAX_ADDR_BYTES, MAX_CAP_BYTES, MAX_CAVEATS,
     MAX_FRAME, MAX_GOSSIP_IDS, MAX_INFLIGHT, MAX_PROVIDERS, MAX_RECORD_BYTES, MAX_RECORD_SIGS,
@@ -68,6 +72,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cap", cap),
     ("ids", ids),
     ("cert", cert),
+    ("session", session),
 ];
 
 /// The `now` (unix seconds) records are validated and capabilities verified at.
@@ -963,5 +968,58 @@ pub fn ids(data: &[u8]) {
 pub fn cert(data: &[u8]) {
     if let Err(e) = crate::cert::node_id_from_cert(data) {
         assert_eq!(e.reason(), Reason::Unauthorized, "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+
+/// A node's receive pipeline (acceptor, serving apps 0-3) over the input, fed in data-derived
+/// chunks; requests are answered as they end, as a node would.
+pub fn session(data: &[u8]) {
+    let mut state = fnv(data);
+    let mut inbound = Inbound::new(Role::Acceptor, MAX_FRAME, ServedApps::NODE);
+    let mut buf = BytesMut::new();
+    let mut last_answered = 0;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = (pos + 1 + (next(&mut state) % 4096) as usize).min(data.len());
+        buf.extend_from_slice(&data[pos..end]);
+        pos = end;
+        loop {
+            match inbound.poll(&mut buf) {
+                Ok(Some(rx)) => {
+                    let h = rx.frame.header;
+                    if h.kind() == Some(crate::flags::Kind::Req) && rx.progress.ends() {
+                        let resp = OutFrame::response(h.app_proto_id, h.corr_id, 200, b"").header();
+                        inbound
+                            .tracker_mut()
+                            .on_send(&resp)
+                            .expect("a request just received can be answered");
+                        last_answered = h.corr_id;
+                    }
+                }
+                Ok(None) => break,
+                Err(reject) => {
+                    let r = reject.reason;
+                    assert!(
+                        r.closes_session() || r == Reason::Quota,
+                        "not a reject label: {reject}"
+                    );
+                    match reject.farewell(last_answered) {
+                        Farewell::Respond { corr_id, body, .. } => {
+                            let h = reject.header.expect("a response answers a header");
+                            assert_eq!(h.check(u32::MAX).ok(), Some(crate::flags::Kind::Req));
+                            assert_eq!((body.corr_id, body.reason.as_str()), (corr_id, r.label()));
+                        }
+                        Farewell::GoAway(g) => assert_eq!(g.reason, r.label()),
+                    }
+                    return;
+                }
+            }
+        }
+    }
+    if let Err(reject) = inbound.at_eof(&buf) {
+        assert_eq!(reject.reason, Reason::Truncated);
     }
 }

@@ -328,6 +328,11 @@ fn parse_ed25519(
     let sig = sig.ok_or(RecordError::MissingEd25519Sig)?;
     let sig = Signature::from_slice(sig).map_err(|_| RecordError::BadEd25519Sig)?;
     let vk = VerifyingKey::from_bytes(pk).map_err(|_| RecordError::BadEd25519Sig)?;
+    // A small-order key (the identity point, say) "verifies" crafted signatures without any
+    // secret key behind it; a record must prove its publisher holds one.
+    if vk.is_weak() {
+        return Err(RecordError::BadEd25519Sig);
+    }
     Ok((vk, sig))
 }
 
@@ -1112,5 +1117,45 @@ mod strict_bytes_tests {
         let mut bad = Vec::new();
         ciborium::into_writer(&ciborium::Value::Map(entries), &mut bad).unwrap();
         assert_eq!(decode_record(&bad).unwrap_err().reason(), Reason::Malformed);
+    }
+}
+
+#[cfg(test)]
+mod weak_key_tests {
+    use super::*;
+    use crate::id::NodeId;
+
+    #[test]
+    fn small_order_ed25519_keys_are_bad_sig_even_without_pq() {
+        // The identity point as the key, and R = identity, s = 0 as the signature: non-strict
+        // Ed25519 verification accepts this for any message.
+        let mut pk = [0u8; 32];
+        pk[0] = 1;
+        let mut sig = vec![0u8; 64];
+        sig[0] = 1;
+        let ml_dsa_pk_hash = [7u8; 32];
+        let rec = ProviderRecord {
+            key: ByteArray::new([9; 32]),
+            publisher: ByteArray::new(NodeId::from_key_hashes(&pk, &ml_dsa_pk_hash).0),
+            addrs: vec!["127.0.0.1:9500".into()],
+            ttl_s: 3600,
+            ts: 1_700_000_000,
+            ed25519_pk: ByteArray::new(pk),
+            ml_dsa_pk: None,
+            ml_dsa_pk_hash: Some(ByteArray::new(ml_dsa_pk_hash)),
+            sigs: vec![RecordSig {
+                alg: ALG_ED25519.into(),
+                sig: ByteBuf::from(sig),
+            }],
+        };
+        let classic = RecordPolicy {
+            require_pq_sig: false,
+        };
+        let err = validate(&rec, 200, 1_700_000_010, &classic).unwrap_err();
+        assert_eq!(err.reason(), Reason::BadSig);
+        let batch = validate_batch(&[(&rec, 200), (&rec, 200)], 1_700_000_010, &classic);
+        assert!(batch
+            .iter()
+            .all(|r| r.as_ref().unwrap_err().reason() == Reason::BadSig));
     }
 }

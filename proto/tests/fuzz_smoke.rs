@@ -1202,6 +1202,18 @@ fn fuzz_smoke() {
             shards: 2,
         },
         Plan {
+            target: "session",
+            budget: 10_000,
+            seeds: frame_seeds(),
+            dict: vec![
+                b"\x28\xb5\x2f\xfd".to_vec(),
+                vec![0; 38],
+                b"\x00\x01".to_vec(),
+            ],
+            shape: Shape::Frames,
+            shards: 1,
+        },
+        Plan {
             target: "control",
             budget: 14_000,
             seeds: control_seeds(),
