@@ -286,15 +286,9 @@ impl Capability {
         if bytes.len() > limits::MAX_CAP_BYTES {
             return Err(CapError::TooLarge(bytes.len()));
         }
-        let mut rest = bytes;
-        let wire: WireIn =
-            ciborium::from_reader(&mut rest).map_err(|e| CapError::NotCbor(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(CapError::NotCbor(format!(
-                "{} trailing bytes after the token",
-                rest.len()
-            )));
-        }
+        // The strict CBOR rules of the messages (one item, definite lengths, no tags).
+        let wire: WireIn = crate::msg::decode_cbor(bytes)
+            .map_err(|_| CapError::NotCbor("not exactly one well-formed CBOR token".into()))?;
         if wire.v != CAP_VERSION {
             return Err(CapError::BadVersion(wire.v));
         }

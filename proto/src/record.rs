@@ -248,16 +248,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<ProviderRecord, RecordError> {
     if bytes.len() > limits::MAX_RECORD_BYTES {
         return Err(RecordError::Oversize(bytes.len()));
     }
-    let mut rest = bytes;
-    let rec: ProviderRecord =
-        ciborium::from_reader(&mut rest).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(RecordError::Undecodable(format!(
-            "{} trailing bytes after the record",
-            rest.len()
-        )));
-    }
-    Ok(rec)
+    // The same strict CBOR rules as every message of apps 1-3 (one item, definite lengths, no
+    // tags, bounded depth); see `crate::msg`.
+    crate::msg::decode_cbor(bytes).map_err(|_| {
+        RecordError::Undecodable("not exactly one well-formed CBOR provider record".into())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -685,10 +680,9 @@ mod tests {
             assert_eq!(decode_record(&bytes), Ok(rec.clone()));
             bytes.push(0);
             assert_eq!(
-                decode_record(&bytes),
-                Err(RecordError::Undecodable(
-                    "1 trailing bytes after the record".into()
-                ))
+                decode_record(&bytes).unwrap_err().reason(),
+                Reason::Malformed,
+                "trailing bytes"
             );
         }
         for garbage in [&b""[..], b"\xff", b"\xa0", b"hello"] {
