@@ -1,6 +1,9 @@
 //! Command-line interface of the `ronode` binary.
 
+use crate::config::{ConfigOverrides, PqMode, Profile};
 use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// ronode: a bare-metal node for a peer-to-peer content network (overlay + DHT).
 #[derive(Debug, Parser)]
@@ -18,6 +21,9 @@ pub enum Command {
     /// Inspect and build OAP/1 frames (the wire inspector for operators).
     #[command(subcommand)]
     Frame(FrameCommand),
+    /// Show the node's effective configuration, or every knob.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,4 +76,84 @@ pub fn parse_tenant(s: &str) -> Result<u128, String> {
         ));
     }
     u128::from_str_radix(digits, 16).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration as TOML, validated: defaults < profile < file <
+    /// RONODE_* environment < flags. A bad configuration exits 2 naming the key and the reason.
+    Show(NodeArgs),
+    /// Print every knob with its environment variable, default and safe range (tuning/KNOBS.md).
+    Knobs,
+}
+
+/// The node's configuration flags; they override every other layer. No `env` here: the
+/// configuration reads `RONODE_*` itself, one layer below the flags.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Profile laid over the defaults (also RONODE_PROFILE).
+    #[arg(long, value_name = "micronode|macronode")]
+    pub profile: Option<Profile>,
+    /// Configuration file (TOML) laid over the profile (also RONODE_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Overlay address (OAP/1 over TLS).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Admin HTTP address (/metrics, /readyz, ...).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Data directory (identity, capability root key, disk store).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Executors, one per core (0: every online core).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Pin each executor to its core.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub pin: Option<bool>,
+    /// Write nothing to disk (RAM store).
+    #[arg(long)]
+    pub amnesia: bool,
+    /// TLS key exchange.
+    #[arg(long, value_name = "off|hybrid|pq_only")]
+    pub pq_mode: Option<PqMode>,
+    /// Identity key file (instead of DIR/identity.key).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Capability root key file (instead of DIR/cap_root.key).
+    #[arg(long, value_name = "FILE")]
+    pub cap_key: Option<PathBuf>,
+    /// Peer to dial, IP:port#NodeId; repeat for more (replaces the configured list).
+    #[arg(long = "peer", value_name = "ADDR#NODEID")]
+    pub peers: Vec<String>,
+}
+
+impl NodeArgs {
+    /// The flags as the configuration's top layer.
+    pub fn overrides(&self) -> ConfigOverrides {
+        ConfigOverrides {
+            profile: self.profile,
+            config: self.config.clone(),
+            listen: self.listen,
+            admin: self.admin,
+            data_dir: self.data_dir.clone(),
+            shards: self.shards,
+            pin: self.pin,
+            amnesia: self.amnesia.then_some(true),
+            pq_mode: self.pq_mode,
+            identity: self.identity.clone(),
+            cap_key: self.cap_key.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+/// `on` or `off` (also `true` or `false`).
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
 }

@@ -1,12 +1,13 @@
 //! The `ronode` binary.
 
 mod cli;
+mod config;
 mod init;
 mod inspect;
 mod keystore;
 
 use clap::Parser;
-use cli::{Cli, Command, FrameCommand};
+use cli::{Cli, Command, ConfigCommand, FrameCommand};
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -33,6 +34,26 @@ fn main() -> ExitCode {
                 Ok(bytes) => print_line(&hex::encode(bytes)),
                 Err(e) => fail(&e, 1),
             }
+        }
+        Command::Config(ConfigCommand::Show(args)) => config_show(&args),
+        Command::Config(ConfigCommand::Knobs) => print_line(&format!(
+            "{}\n{}",
+            config::markdown::knob_table(),
+            config::markdown::profile_table().trim_end()
+        )),
+    }
+}
+
+/// `ronode config show`: the effective configuration, or exit 2 naming what is wrong.
+fn config_show(args: &cli::NodeArgs) -> ExitCode {
+    let shown = config::process_env()
+        .and_then(|env| config::NodeConfig::load(&args.overrides(), &env))
+        .and_then(|c| c.to_toml_string());
+    match shown {
+        Ok(text) => print_line(text.trim_end()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }
