@@ -2,9 +2,12 @@
 //! I/O and reads no clock.
 //!
 //! Today it holds placement ([`placement::shard_of`]): which shard owns a NodeId, an object
-//! address or a DHT key. The shard state machines and the many-node simulator arrive with the
-//! issues that need them.
+//! address or a DHT key; and the per-shard statistics ([`stats::ShardStats`]) that a shard
+//! mutates on its hot path and publishes to the admin thread through a [`stats::StatsBoard`]
+//! without ever waiting for it. The shard state machines and the many-node simulator arrive
+//! with the issues that need them.
 
 pub mod placement;
+pub mod stats;
 
 pub use placement::{shard_of, ShardId};

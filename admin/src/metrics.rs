@@ -1,0 +1,345 @@
+//! `/metrics`: the shards' published statistics as OpenMetrics text (WIRE.md section 7).
+//!
+//! A [`prometheus_client`] registry holds one [`Collector`] that reads the [`StatsBoard`] at
+//! scrape time: shards count into their own [`ShardStats`](ronode_shards::stats::ShardStats)
+//! and nothing is copied per event. Each shard's slot is held only while its counters (a
+//! fixed-size copy) and its latency buckets are taken out, so a shard publishing meanwhile
+//! skips one turn at most. Every family is written for every shard and every known label value
+//! whether or not anything was counted, so all of them exist, at zero, from the first scrape.
+//!
+//! Families (counters are named without `_total`; the library appends it):
+//!
+//! | family | type | labels |
+//! | --- | --- | --- |
+//! | `request_latency_seconds` | histogram | `shard` |
+//! | `rejected_total` | counter | `reason` (every [`Reason`]), `shard` |
+//! | `tls_handshake_failures_total` | counter | `reason` (every [`TlsFailure`]), `shard` |
+//! | `overlay_sessions_active` | gauge | `shard` |
+//! | `overlay_frames_total` | counter | `dir` (`in`, `out`), `kind` (`req`, `resp`, `event`), `shard` |
+//! | `overlay_bytes_total` | counter | `dir`, `shard` |
+//! | `bus_lagged_total` | counter | `shard` |
+//! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard` |
+//! | `queue_dropped_total` | counter | `queue`, `shard` |
+//! | `conns_refused_total` | counter | `shard` |
+//! | `readyz_state` | gauge | none: 1 when `/readyz` answers 200, else 0 |
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use ronode_proto::reason::Reason;
+use ronode_shards::stats::{Counters, Dir, FrameKind, Queue, StatsBoard, TlsFailure};
+use ronode_shards::ShardId;
+
+use crate::readiness::Readiness;
+
+/// The content type of `/metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the `request_latency_seconds` buckets, in microseconds (`+Inf` follows).
+/// Dense around the seeds' SLOs (50 to 300 ms). The last stays below the histogram's 60 s top,
+/// so requests clamped there count in `+Inf` only.
+pub const LATENCY_BUCKETS_US: [u64; 20] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000,
+    300_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+const BUCKETS: usize = LATENCY_BUCKETS_US.len() + 1;
+
+/// What a scrape takes out of one shard's slot.
+#[derive(Debug)]
+struct ShardView {
+    counters: Counters,
+    /// Non-cumulative counts per bucket of [`LATENCY_BUCKETS_US`], then `+Inf`.
+    buckets: [u64; BUCKETS],
+    sum_us: u64,
+    count: u64,
+}
+
+/// Renders the board and readiness as OpenMetrics text.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new(board: Arc<StatsBoard>, readiness: Arc<Readiness>) -> Self {
+        let shard_labels = (0..board.shard_count()).map(|s| s.to_string()).collect();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(BoardCollector {
+            board,
+            readiness,
+            shard_labels,
+        }));
+        Metrics { registry }
+    }
+
+    /// The whole exposition, ending with `# EOF`.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(64 * 1024);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[derive(Debug)]
+struct BoardCollector {
+    board: Arc<StatsBoard>,
+    readiness: Arc<Readiness>,
+    shard_labels: Vec<String>,
+}
+
+impl BoardCollector {
+    fn views(&self) -> Vec<ShardView> {
+        (0..self.board.shard_count())
+            .map(|s| {
+                self.board.read(ShardId(s), |snap| {
+                    let mut buckets = [0; BUCKETS];
+                    snap.latency
+                        .bucket_counts(&LATENCY_BUCKETS_US, &mut buckets);
+                    ShardView {
+                        counters: snap.counters,
+                        buckets,
+                        sum_us: snap.latency.sum_us(),
+                        count: snap.latency.count(),
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes one family: its descriptor, then one series per `(labels, value)`.
+fn family<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &'static str,
+    help: &str,
+    kind: MetricType,
+    series: impl Iterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut metric = enc.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in series {
+        let mut m = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => m.encode_counter::<NoLabelSet, _, u64>(&value, None)?,
+            _ => m.encode_gauge(&value)?,
+        }
+    }
+    Ok(())
+}
+
+impl Collector for BoardCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        use MetricType::{Counter, Gauge};
+        let views = self.views();
+        let shards = || {
+            views
+                .iter()
+                .zip(&self.shard_labels)
+                .map(|(v, s)| (&v.counters, s.as_str()))
+        };
+
+        {
+            let mut metric = enc.encode_descriptor(
+                "request_latency",
+                "Time from a request's arrival to its answer.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            let mut buckets = [(0.0, 0); BUCKETS];
+            for (view, shard) in views.iter().zip(&self.shard_labels) {
+                for (i, b) in buckets.iter_mut().enumerate() {
+                    let le = LATENCY_BUCKETS_US
+                        .get(i)
+                        .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+                    *b = (le, view.buckets[i]);
+                }
+                metric
+                    .encode_family(&[("shard", shard.as_str())])?
+                    .encode_histogram::<NoLabelSet>(
+                        view.sum_us as f64 / 1e6,
+                        view.count,
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
+        family(
+            &mut enc,
+            "rejected",
+            "Frames, sessions and requests rejected, by reason label.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                Reason::ALL
+                    .into_iter()
+                    .map(move |r| ([("reason", r.label()), ("shard", s)], c.rejected(r)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "tls_handshake_failures",
+            "TLS handshakes that failed, by cause.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                TlsFailure::ALL.into_iter().map(move |r| {
+                    (
+                        [("reason", r.label()), ("shard", s)],
+                        c.tls_handshake_failures(r),
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "overlay_sessions_active",
+            "Overlay sessions open now.",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.overlay_sessions_active())),
+        )?;
+        family(
+            &mut enc,
+            "overlay_frames",
+            "OAP/1 frames received (in) and sent (out), by kind.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                Dir::ALL.into_iter().flat_map(move |d| {
+                    FrameKind::ALL.into_iter().map(move |k| {
+                        (
+                            [("dir", d.label()), ("kind", k.label()), ("shard", s)],
+                            c.overlay_frames(d, k),
+                        )
+                    })
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "overlay_bytes",
+            "OAP/1 bytes received (in) and sent (out).",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                Dir::ALL
+                    .into_iter()
+                    .map(move |d| ([("dir", d.label()), ("shard", s)], c.overlay_bytes(d)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "bus_lagged",
+            "Times a mesh channel to another shard was found full.",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.bus_lagged())),
+        )?;
+        family(
+            &mut enc,
+            "queue_depth",
+            "Items waiting in each bounded queue.",
+            Gauge,
+            shards().flat_map(|(c, s)| {
+                Queue::ALL
+                    .into_iter()
+                    .map(move |q| ([("queue", q.label()), ("shard", s)], c.queue_depth(q)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "queue_dropped",
+            "Items refused because their queue was full.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                Queue::ALL
+                    .into_iter()
+                    .map(move |q| ([("queue", q.label()), ("shard", s)], c.queue_dropped(q)))
+            }),
+        )?;
+        family(
+            &mut enc,
+            "conns_refused",
+            "Connections closed before the TLS handshake because max_conns was reached.",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.conns_refused())),
+        )?;
+        enc.encode_descriptor(
+            "readyz_state",
+            "1 when /readyz answers 200, else 0.",
+            None,
+            Gauge,
+        )?
+        .encode_gauge(&u64::from(self.readiness.is_ready()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ronode_shards::stats::{Publish, ShardStats};
+
+    fn metrics(shards: u16) -> (Arc<StatsBoard>, Arc<Readiness>, Metrics) {
+        let board = Arc::new(StatsBoard::new(shards));
+        let readiness = Arc::new(Readiness::new(&["overlay"]));
+        let m = Metrics::new(board.clone(), readiness.clone());
+        (board, readiness, m)
+    }
+
+    #[test]
+    fn every_series_is_present_at_zero() {
+        let (_, _, m) = metrics(2);
+        let text = m.render();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        for shard in ["0", "1"] {
+            for r in Reason::ALL {
+                let line = format!("rejected_total{{reason=\"{r}\",shard=\"{shard}\"}} 0\n");
+                assert!(text.contains(&line), "{line}");
+            }
+            let line = format!("request_latency_seconds_bucket{{le=\"+Inf\",shard=\"{shard}\"}} 0");
+            assert!(text.contains(&line), "{line}");
+        }
+        assert!(text.contains("# TYPE rejected counter\n"));
+        assert!(text.contains("# UNIT request_latency_seconds seconds\n"));
+        assert!(text.contains("\nreadyz_state 0\n"));
+        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 series per shard, plus readyz_state;
+        // the histogram writes sum, count and one line per bucket.
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(
+            samples,
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1) + 1
+        );
+    }
+
+    #[test]
+    fn published_values_appear() {
+        let (board, readiness, m) = metrics(2);
+        let mut s = ShardStats::new(ShardId(1));
+        s.rejected(Reason::RatioCap);
+        s.frame(Dir::Out, FrameKind::Event, 64);
+        s.set_queue_depth(Queue::Mesh, 3);
+        for us in [90, 1_500, 1_500, 70_000_000] {
+            s.request_latency_us(us);
+        }
+        assert_eq!(board.publish(&mut s, 0), Publish::Published);
+        readiness.set_ready("overlay");
+        let text = m.render();
+        for line in [
+            "rejected_total{reason=\"ratio_cap\",shard=\"1\"} 1\n",
+            "rejected_total{reason=\"ratio_cap\",shard=\"0\"} 0\n",
+            "overlay_frames_total{dir=\"out\",kind=\"event\",shard=\"1\"} 1\n",
+            "overlay_bytes_total{dir=\"out\",shard=\"1\"} 64\n",
+            "queue_depth{queue=\"mesh\",shard=\"1\"} 3\n",
+            "request_latency_seconds_count{shard=\"1\"} 4\n",
+            "request_latency_seconds_sum{shard=\"1\"} 70.00309\n",
+            "request_latency_seconds_bucket{le=\"0.0001\",shard=\"1\"} 1\n",
+            "request_latency_seconds_bucket{le=\"0.001\",shard=\"1\"} 1\n",
+            "request_latency_seconds_bucket{le=\"0.0025\",shard=\"1\"} 3\n",
+            "request_latency_seconds_bucket{le=\"30.0\",shard=\"1\"} 3\n",
+            "request_latency_seconds_bucket{le=\"+Inf\",shard=\"1\"} 4\n",
+            "\nreadyz_state 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
