@@ -4,9 +4,12 @@
 //! Today it holds placement ([`placement::shard_of`]): which shard owns a NodeId, an object
 //! address or a DHT key; and the per-shard statistics ([`stats::ShardStats`]) that a shard
 //! mutates on its hot path and publishes to the admin thread through a [`stats::StatsBoard`]
-//! without ever waiting for it. The shard state machines and the many-node simulator arrive
-//! with the issues that need them.
+//! without ever waiting for it. The objects plane ([`objects::ObjectsPlane`]: GET, HEAD and
+//! PUT of app 1, capabilities, BLAKE3 verification, the store contract and the RAM store) is a
+//! sans-IO state machine the engine drives. The other shard state machines and the many-node
+//! simulator arrive with the issues that need them.
 
+pub mod objects;
 pub mod placement;
 pub mod stats;
 
