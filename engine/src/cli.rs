@@ -15,6 +15,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the node (OAP/1 over TLS 1.3 on --listen, admin HTTP on --admin) until SIGINT or
+    /// SIGTERM, then drain and exit 0.
+    Run(NodeArgs),
+    /// Ping a node: TLS handshake, HELLO, one PING; prints RTT, TLS group and the node's NodeId.
+    Ping(PingArgs),
     /// Create the node's identity and capability root key in the data directory (or, when they
     /// exist, check their permissions and show the NodeId).
     Init(InitArgs),
@@ -36,6 +41,19 @@ pub enum FrameCommand {
     Decode(DecodeArgs),
     /// Print the hex of a HELLO request frame.
     Hello(HelloArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// The node, as IP:port or IP:port#NodeId (the NodeId pins the node's identity).
+    #[arg(long, value_name = "ADDR[#NODEID]")]
+    pub peer: String,
+    /// TLS key exchange to offer.
+    #[arg(long, default_value = "hybrid", value_name = "off|hybrid|pq_only")]
+    pub pq_mode: ronode_client::tls::PqMode,
+    /// How many pings.
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
 }
 
 #[derive(Debug, Args)]

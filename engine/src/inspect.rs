@@ -36,7 +36,7 @@ pub struct FrameReport {
 /// Parses hex, ignoring ASCII whitespace.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, InspectError> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(InspectError {
             label: "bad_hex",
             explanation: format!("odd number of hex digits ({})", digits.len()),

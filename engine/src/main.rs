@@ -5,6 +5,7 @@ mod config;
 mod init;
 mod inspect;
 mod keystore;
+mod node;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, FrameCommand};
@@ -14,6 +15,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run(&args),
+        Command::Ping(args) => ping(&args),
         Command::Init(args) => match init::ensure_keys(&args.data_dir) {
             Ok(keys) => {
                 for file in &keys.created {
@@ -41,6 +44,80 @@ fn main() -> ExitCode {
             config::markdown::knob_table(),
             config::markdown::profile_table().trim_end()
         )),
+    }
+}
+
+/// `ronode run`: a configuration error exits 2, a start-up failure 1, a drained node 0.
+fn run(args: &cli::NodeArgs) -> ExitCode {
+    let cfg = match config::process_env()
+        .and_then(|env| config::NodeConfig::load(&args.overrides(), &env))
+    {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match node::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Parses `IP:port` or `IP:port#NodeId`.
+fn parse_peer(s: &str) -> Result<(std::net::SocketAddr, Option<ronode_proto::NodeId>), String> {
+    let (addr, id) = match s.split_once('#') {
+        Some((a, id)) => (a, Some(id)),
+        None => (s, None),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("peer address {addr:?}: {e}"))?;
+    let id = id
+        .map(|id| {
+            ronode_proto::NodeId::parse_hex(id).map_err(|e| format!("peer NodeId {id:?}: {e}"))
+        })
+        .transpose()?;
+    Ok((addr, id))
+}
+
+/// `ronode ping`.
+fn ping(args: &cli::PingArgs) -> ExitCode {
+    let (addr, pin) = match parse_peer(&args.peer) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = ronode_client::ClientOptions {
+        pq_mode: args.pq_mode,
+        pin,
+        ..Default::default()
+    };
+    let result = ronode_client::Client::connect(addr, &opts).and_then(|mut client| {
+        for _ in 0..args.count.max(1) {
+            let rtt = client.ping()?;
+            println!(
+                "pong from {addr}: rtt {:.3} ms, tls {}, node_id {}",
+                rtt.as_secs_f64() * 1e3,
+                client.negotiated_group().unwrap_or_else(|| "?".into()),
+                client
+                    .peer_node_id()
+                    .map_or_else(|| "?".into(), |id| id.to_string())
+            );
+        }
+        client.close()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

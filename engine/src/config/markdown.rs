@@ -118,7 +118,7 @@ fn number(n: u64, unit: Unit) -> String {
     let scaled = |steps: &[(u64, &str)]| {
         steps
             .iter()
-            .find(|(size, _)| n >= *size && n % size == 0)
+            .find(|(size, _)| n >= *size && n.is_multiple_of(*size))
             .map(|(size, name)| format!(" ({} {name})", n / size))
             .unwrap_or_default()
     };

@@ -93,6 +93,16 @@ pub enum PqMode {
     PqOnly,
 }
 
+impl From<PqMode> for ronode_client::tls::PqMode {
+    fn from(mode: PqMode) -> Self {
+        match mode {
+            PqMode::Off => ronode_client::tls::PqMode::Off,
+            PqMode::Hybrid => ronode_client::tls::PqMode::Hybrid,
+            PqMode::PqOnly => ronode_client::tls::PqMode::PqOnly,
+        }
+    }
+}
+
 impl PqMode {
     pub fn name(self) -> &'static str {
         match self {

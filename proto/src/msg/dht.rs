@@ -298,8 +298,8 @@ mod tests {
         NodeInfo {
             id: NodeId([i; 32]),
             addrs: vec![format!("10.0.0.{i}:7000"), "[::1]:7000".into()],
-            asn: (i % 2 == 0).then_some(64_512 + u32::from(i)),
-            last_seen: (i % 3 == 0).then_some(1_700_000_000),
+            asn: i.is_multiple_of(2).then_some(64_512 + u32::from(i)),
+            last_seen: i.is_multiple_of(3).then_some(1_700_000_000),
         }
     }
 

@@ -1,0 +1,195 @@
+//! `ronode run`: the node. Resolves keys and addresses, starts the admin thread and one glommio
+//! executor per shard, marks the overlay ready once every shard listens, and drains on SIGINT
+//! or SIGTERM: readiness flips first, sessions get GOAWAY and finish within `drain_timeout_ms`,
+//! then the process exits 0.
+
+mod guard;
+mod session;
+mod shard;
+
+use crate::config::NodeConfig;
+use anyhow::{bail, Context, Result};
+use glommio::{LocalExecutorBuilder, Placement};
+use ronode_admin::{AdminServer, Readiness, VersionInfo};
+use ronode_proto::identity::Identity;
+use ronode_shards::stats::StatsBoard;
+use ronode_shards::ShardId;
+use shard::{ShardCfg, ShardSeed};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The plane names `/readyz` reports.
+const PLANE_OVERLAY: &str = "overlay";
+
+/// Starts the node and blocks until it has drained after a signal.
+pub fn run(cfg: NodeConfig) -> Result<()> {
+    let started = Instant::now();
+    let (identity, _lock) = identity_for(&cfg)?;
+    guard::probe_port(cfg.listen, "listen")?;
+    guard::probe_port(cfg.admin, "admin")?;
+
+    let (cert, key) =
+        ronode_proto::cert::node_certificate(&identity).context("node certificate")?;
+    let tls = ronode_client::tls::server_config(&cert, &key, cfg.pq_mode.into())
+        .context("TLS configuration")?;
+
+    let shards = shard_count(&cfg);
+    let board = Arc::new(StatsBoard::new(shards));
+    let readiness = Arc::new(Readiness::new(&[PLANE_OVERLAY]));
+    let draining = Arc::new(AtomicBool::new(false));
+    let signals = drain_on_signals()?;
+
+    let admin_listener = std::net::TcpListener::bind(cfg.admin)
+        .with_context(|| format!("admin address {}", cfg.admin))?;
+    let admin = AdminServer::start(
+        admin_listener,
+        board.clone(),
+        readiness.clone(),
+        version_info(&cfg),
+    )
+    .context("starting the admin thread")?;
+
+    let shard_cfg = ShardCfg {
+        handshake_timeout: Duration::from_millis(cfg.session.handshake_timeout_ms),
+        idle_timeout: Duration::from_millis(cfg.session.idle_timeout_ms),
+        max_frame: cfg.session.max_frame,
+        max_conns_per_shard: (cfg.session.max_conns as usize).div_ceil(shards as usize),
+        retry_after_ms: 100,
+        tick: Duration::from_millis(100),
+        drain_timeout: Duration::from_millis(cfg.drain_timeout_ms),
+    };
+    let cpus = core_ids();
+    let mut listen = cfg.listen;
+    let mut executors = Vec::new();
+    for id in 0..shards {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seed = ShardSeed {
+            id: ShardId(id),
+            cfg: shard_cfg.clone(),
+            tls: tls.clone(),
+            board: board.clone(),
+            draining: draining.clone(),
+            listen,
+            bound: tx,
+        };
+        let placement = match (cfg.pin, cpus.get(id as usize % cpus.len().max(1))) {
+            (true, Some(&cpu)) => Placement::Fixed(cpu),
+            _ => Placement::Unbound,
+        };
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("ronode-shard-{id}"))
+            .io_memory(cfg.engine.io_memory_bytes as usize)
+            .ring_depth(cfg.engine.ring_depth as usize)
+            .spin_before_park(Duration::from_micros(cfg.engine.spin_before_park_us))
+            .spawn(move || shard::run(seed))
+            .map_err(|e| {
+                anyhow::anyhow!("starting shard {id} (glommio; check `ulimit -l`): {e}")
+            })?;
+        executors.push(handle);
+        let bound = rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("a shard did not report its listener within 10 s")?
+            .with_context(|| format!("shard {id} could not listen on {listen}"))?;
+        // Shard 0 may have bound port 0: the others share the port it got (SO_REUSEPORT).
+        listen = bound;
+    }
+    readiness.set_ready(PLANE_OVERLAY);
+    println!(
+        "ronode {} node_id {}",
+        env!("CARGO_PKG_VERSION"),
+        identity.node_id()
+    );
+    println!(
+        "listening on {listen} (OAP/1 over TLS 1.3, ALPN ron/oap1, pq_mode {})",
+        cfg.pq_mode.name()
+    );
+    println!("admin on http://{}", admin.local_addr());
+    println!(
+        "{shards} shard(s), pinned: {}, ready in {} ms",
+        cfg.pin,
+        started.elapsed().as_millis()
+    );
+
+    signals.wait();
+    eprintln!(
+        "draining: readiness off, GOAWAY to every session, up to {} ms",
+        cfg.drain_timeout_ms
+    );
+    readiness.set_draining();
+    draining.store(true, Ordering::SeqCst);
+    for handle in executors {
+        if let Err(e) = handle.join() {
+            eprintln!("a shard ended with an error: {e}");
+        }
+    }
+    if let Err(e) = admin.shutdown() {
+        eprintln!("admin thread: {e}");
+    }
+    eprintln!("drained; bye");
+    Ok(())
+}
+
+/// The identity and, for a disk node, the data directory lock held while the node runs.
+fn identity_for(cfg: &NodeConfig) -> Result<(Identity, Option<guard::DirLock>)> {
+    if cfg.amnesia {
+        // Nothing is written: a given identity file is read, otherwise a fresh identity lives
+        // in memory for this run only.
+        let seeds = match &cfg.identity {
+            Some(path) => crate::keystore::load_identity(path)?,
+            None => crate::keystore::generate_seeds(),
+        };
+        return Ok((Identity::from_seeds(&seeds), None));
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let lock = guard::lock_data_dir(&cfg.data_dir)?;
+    let identity = match &cfg.identity {
+        Some(path) => Identity::from_seeds(&crate::keystore::load_identity(path)?),
+        None => crate::init::ensure_keys(&cfg.data_dir)?.identity,
+    };
+    Ok((identity, Some(lock)))
+}
+
+fn shard_count(cfg: &NodeConfig) -> u16 {
+    match cfg.shards {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get().min(u16::MAX as usize) as u16),
+        n => n.min(u32::from(u16::MAX)) as u16,
+    }
+}
+
+/// Online CPUs, in order, for pinning shard i to the i-th.
+fn core_ids() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .map(|ids| ids.into_iter().map(|c| c.id).collect())
+        .unwrap_or_default()
+}
+
+fn version_info(cfg: &NodeConfig) -> VersionInfo {
+    let mut features = vec!["oap1", "tls13"];
+    if cfg.pq_mode != crate::config::PqMode::Off {
+        features.push("x25519mlkem768");
+    }
+    if cfg.amnesia {
+        features.push("amnesia");
+    }
+    VersionInfo::new(features)
+}
+
+/// SIGINT and SIGTERM, caught from the start so that a signal during start-up drains too.
+struct Signals(signal_hook::iterator::Signals);
+
+impl Signals {
+    fn wait(mut self) {
+        let _ = self.0.forever().next();
+    }
+}
+
+fn drain_on_signals() -> Result<Signals> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => Ok(Signals(s)),
+        Err(e) => bail!("installing signal handlers: {e}"),
+    }
+}

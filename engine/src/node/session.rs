@@ -1,0 +1,320 @@
+//! One client or peer session on a shard: TLS, then OAP/1 frames through the sans-IO receive
+//! pipeline (`proto::inbound`), answered in order on the same connection (one writer).
+//!
+//! The loop: take every whole frame already buffered and answer it into the write buffer, flush
+//! the write buffer with one write, then read more. Reads wait at most one shard tick, so a
+//! session notices draining and its idle timeout without a timer of its own.
+
+use super::shard::Shard;
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
+use ronode_proto::frame::{FrameEncoder, OutFrame};
+use ronode_proto::inbound::{Farewell, Inbound, Received, Reject};
+use ronode_proto::limits::MAX_FRAME;
+use ronode_proto::sequence::Role;
+use ronode_proto::{Flags, Kind, Reason};
+use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+type Tls = futures_rustls::server::TlsStream<TcpStream>;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How a session ended, for logs and metrics.
+#[derive(Debug)]
+pub enum End {
+    /// The peer closed between frames.
+    Closed,
+    /// The peer broke the protocol; the reject was counted and answered.
+    Rejected(Reason),
+    /// No complete request within the idle timeout.
+    Idle,
+    /// The node is draining; GOAWAY was sent.
+    Drained,
+    /// A socket or TLS error (the peer went away mid-frame, a reset, a failed handshake).
+    Io,
+}
+
+/// Serves one accepted connection to its end.
+pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
+    let _ = stream.set_nodelay(true);
+    let cfg = &shard.cfg;
+    let handshake = glommio::timer::timeout(cfg.handshake_timeout, async {
+        shard
+            .acceptor
+            .accept(stream)
+            .await
+            .map_err(glommio::GlommioError::from)
+    });
+    let tls = match handshake.await {
+        Ok(tls) => tls,
+        Err(e) => {
+            let cause = match e {
+                glommio::GlommioError::TimedOut(_) => TlsFailure::Timeout,
+                _ => TlsFailure::Protocol,
+            };
+            shard.stats_mut(|s| s.tls_handshake_failed(cause));
+            return End::Io;
+        }
+    };
+    // rustls refuses a client whose offered protocols miss ours, but not one that offers none.
+    if tls.get_ref().1.alpn_protocol() != Some(ronode_client::tls::ALPN) {
+        shard.stats_mut(|s| s.tls_handshake_failed(TlsFailure::Alpn));
+        return End::Io;
+    }
+    let mut session = Session::new(tls, cfg.max_frame);
+    let end = session.run(&shard).await;
+    shard.stats_mut(|s| s.session_closed());
+    end
+}
+
+struct Session {
+    tls: Tls,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    inbound: Inbound,
+    encoder: FrameEncoder,
+    scratch: Vec<u8>,
+    last_answered: u64,
+}
+
+impl Session {
+    fn new(tls: Tls, max_frame: u32) -> Session {
+        Session {
+            tls,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(READ_CHUNK),
+            inbound: Inbound::new(Role::Acceptor, max_frame, super::shard::SERVED_APPS),
+            encoder: FrameEncoder::new(max_frame),
+            scratch: Vec::new(),
+            last_answered: 0,
+        }
+    }
+
+    async fn run(&mut self, shard: &Shard) -> End {
+        let mut last_activity = Instant::now();
+        loop {
+            loop {
+                match self.inbound.poll(&mut self.rbuf) {
+                    Ok(Some(rx)) => {
+                        shard.stats_mut(|s| {
+                            s.frame(
+                                Dir::In,
+                                frame_kind(rx.frame.kind()),
+                                u64::from(rx.frame.header.len),
+                            )
+                        });
+                        self.answer(rx, shard);
+                    }
+                    Ok(None) => break,
+                    Err(reject) => return self.reject(reject, shard).await,
+                }
+            }
+            if self.flush().await.is_err() {
+                return End::Io;
+            }
+            if shard.draining() {
+                self.goaway("draining", shard);
+                let _ = self.flush().await;
+                return End::Drained;
+            }
+            if last_activity.elapsed() > shard.cfg.idle_timeout {
+                self.goaway("idle", shard);
+                let _ = self.flush().await;
+                return End::Idle;
+            }
+            match self.read(shard.cfg.tick).await {
+                Ok(Some(0)) => {
+                    return match self.inbound.at_eof(&self.rbuf) {
+                        Ok(()) => End::Closed,
+                        Err(reject) => {
+                            shard.stats_mut(|s| s.rejected(reject.reason));
+                            End::Rejected(reject.reason)
+                        }
+                    };
+                }
+                Ok(Some(_)) => last_activity = Instant::now(),
+                Ok(None) => {}
+                Err(_) => return End::Io,
+            }
+        }
+    }
+
+    /// Reads what is there, waiting at most `wait`: `Ok(None)` when nothing came in time.
+    async fn read(&mut self, wait: Duration) -> std::io::Result<Option<usize>> {
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + READ_CHUNK, 0);
+        let res = glommio::timer::timeout(wait, async {
+            self.tls
+                .read(&mut self.rbuf[start..])
+                .await
+                .map_err(glommio::GlommioError::from)
+        })
+        .await;
+        match res {
+            Ok(n) => {
+                self.rbuf.truncate(start + n);
+                Ok(Some(n))
+            }
+            Err(glommio::GlommioError::TimedOut(_)) => {
+                self.rbuf.truncate(start);
+                Ok(None)
+            }
+            Err(e) => {
+                self.rbuf.truncate(start);
+                Err(std::io::Error::other(e.to_string()))
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.tls.write_all(&self.wbuf).await?;
+        self.tls.flush().await?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Encodes one frame into the write buffer and records it with the sequence tracker.
+    fn send(&mut self, frame: &OutFrame<'_>, shard: &Shard) {
+        if let Err(reason) = self.inbound.tracker_mut().on_send(&frame.header()) {
+            // Our own sequencing bug: never send what the peer must reject.
+            debug_assert!(
+                false,
+                "sending {:?} broke the sequence rules: {reason}",
+                frame.flags
+            );
+            return;
+        }
+        match self.encoder.encode(frame, &mut self.wbuf) {
+            Ok(n) => shard.stats_mut(|s| {
+                s.frame(
+                    Dir::Out,
+                    frame_kind(frame.flags.kind().unwrap_or(Kind::Resp)),
+                    n as u64,
+                )
+            }),
+            Err(e) => debug_assert!(false, "encoding our own frame failed: {e}"),
+        }
+        if frame.flags.contains(Flags::RESP) {
+            self.last_answered = self.last_answered.max(frame.corr_id);
+        }
+    }
+
+    fn answer(&mut self, rx: Received, shard: &Shard) {
+        let h = rx.frame.header;
+        if h.app_proto_id != APP_CONTROL || h.flags.kind() != Some(Kind::Req) {
+            return;
+        }
+        let Ok(msg) = Control::parse(&rx.frame.payload) else {
+            return;
+        };
+        let reply = match msg {
+            Control::Hello(hello) => {
+                match HelloReply::negotiate(&hello, shard.cfg.max_frame.min(MAX_FRAME)) {
+                    Ok(reply) => {
+                        self.inbound.set_max_frame(reply.max_frame);
+                        self.encoder.set_max_frame(reply.max_frame);
+                        Control::HelloReply(reply)
+                    }
+                    Err(reason) => {
+                        self.error(
+                            h.app_proto_id,
+                            h.corr_id,
+                            reason,
+                            "max_frame below 4096",
+                            shard,
+                        );
+                        return;
+                    }
+                }
+            }
+            Control::Ping(n) => Control::Pong(n),
+            _ => return,
+        };
+        self.scratch.clear();
+        reply.write(&mut self.scratch);
+        let payload = std::mem::take(&mut self.scratch);
+        self.send(
+            &OutFrame {
+                tenant_id: h.tenant_id,
+                ..OutFrame::response(APP_CONTROL, h.corr_id, 200, &payload)
+            },
+            shard,
+        );
+        self.scratch = payload;
+    }
+
+    fn error(&mut self, app: u16, corr_id: u64, reason: Reason, message: &str, shard: &Shard) {
+        shard.stats_mut(|s| s.rejected(reason));
+        let body = ronode_proto::error_body::ErrorBody::new(
+            reason,
+            message,
+            corr_id,
+            shard.cfg.retry_after_ms,
+        );
+        let mut payload = Vec::new();
+        body.encode(app, &mut payload);
+        self.send(
+            &OutFrame::response(app, corr_id, reason.status(), &payload),
+            shard,
+        );
+    }
+
+    fn goaway(&mut self, reason: &str, shard: &Shard) {
+        let payload = Control::GoAway(GoAway {
+            reason: reason.to_owned(),
+            last_corr_id: self.last_answered,
+        })
+        .to_vec();
+        let frame = OutFrame {
+            flags: Flags::EVENT,
+            ..OutFrame::request(APP_CONTROL, 0, &payload)
+        };
+        self.send(&frame, shard);
+    }
+
+    /// Counts the reject, sends the farewell frame, and ends the session.
+    async fn reject(&mut self, reject: Reject, shard: &Shard) -> End {
+        shard.stats_mut(|s| s.rejected(reject.reason));
+        let mut payload = Vec::new();
+        let frame = match reject.farewell(self.last_answered) {
+            Farewell::Respond {
+                app_proto_id,
+                corr_id,
+                body,
+            } => {
+                body.encode(app_proto_id, &mut payload);
+                OutFrame::response(app_proto_id, corr_id, reject.reason.status(), &payload)
+            }
+            Farewell::GoAway(g) => {
+                payload = Control::GoAway(g).to_vec();
+                OutFrame {
+                    flags: Flags::EVENT,
+                    ..OutFrame::request(APP_CONTROL, 0, &payload)
+                }
+            }
+        };
+        // The farewell bypasses the tracker: the offending request was never registered.
+        if let Ok(n) = self.encoder.encode(&frame, &mut self.wbuf) {
+            shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Event, n as u64));
+        }
+        let _ = self.flush().await;
+        let _ = self.tls.close().await;
+        End::Rejected(reject.reason)
+    }
+}
+
+fn frame_kind(kind: Kind) -> FrameKind {
+    match kind {
+        Kind::Req => FrameKind::Req,
+        Kind::Resp => FrameKind::Resp,
+        Kind::Event => FrameKind::Event,
+    }
+}
