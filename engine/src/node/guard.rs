@@ -48,14 +48,26 @@ pub fn probe_port(addr: SocketAddr, what: &str) -> Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
-    match TcpListener::bind(addr) {
-        Ok(_probe) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            bail!("{what} address {addr} is already in use (another node or service listens there)")
+    // A node that just exited may leave its io_uring listeners closing for a few milliseconds
+    // (the kernel tears the ring down asynchronously): retry briefly before calling the
+    // address taken.
+    for attempt in 0..=PROBE_RETRIES {
+        match TcpListener::bind(addr) {
+            Ok(_probe) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if attempt < PROBE_RETRIES {
+                    std::thread::sleep(PROBE_PAUSE);
+                }
+            }
+            Err(e) => bail!("{what} address {addr} cannot be bound: {e}"),
         }
-        Err(e) => bail!("{what} address {addr} cannot be bound: {e}"),
     }
+    bail!("{what} address {addr} is already in use (another node or service listens there)")
 }
+
+/// The probe's patience with an address still held: 20 x 50 ms.
+const PROBE_RETRIES: u32 = 20;
+const PROBE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
