@@ -1,0 +1,164 @@
+//! Shared harness for the system tests: start `ronode run` on fresh ports, wait (bounded) for
+//! the lines that say where it listens, talk HTTP to its admin plane, stop it with SIGTERM.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub struct Node {
+    pub child: Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub node_id: String,
+}
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ronode-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ronode"));
+    cmd.arg("run")
+        .args(["--shards", "2", "--pin", "off"])
+        .args(args);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Starts a node and waits (bounded) for the lines that say where it listens.
+pub fn start(args: &[&str]) -> Node {
+    start_with(command(args))
+}
+
+/// Starts a prepared command (extra environment, say) and waits for its listen lines.
+pub fn start_with(mut cmd: Command) -> Node {
+    let mut child = cmd.spawn().expect("spawn ronode run");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut listen, mut admin, mut node_id) = (None, None, None);
+    let deadline = Instant::now() + WAIT;
+    while admin.is_none() || listen.is_none() || node_id.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("node did not say where it listens within {WAIT:?}; stderr: {err}")
+        });
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            listen = Some(rest.split_whitespace().next().unwrap().parse().unwrap());
+        } else if let Some(rest) = line.strip_prefix("admin on http://") {
+            admin = Some(rest.trim().parse().unwrap());
+        } else if let Some(i) = line.find("node_id ") {
+            node_id = Some(line[i + 8..].trim().to_owned());
+        }
+    }
+    Node {
+        child,
+        listen: listen.unwrap(),
+        admin: admin.unwrap(),
+        node_id: node_id.unwrap(),
+    }
+}
+
+impl Node {
+    pub fn sigterm_and_wait(mut self) -> (Option<i32>, String) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                return (status.code(), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not exit within {WAIT:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+    let out = command(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The value of one metric sample (`name{labels}`) in the node's /metrics, or 0 when absent.
+pub fn metric(admin: SocketAddr, sample: &str) -> f64 {
+    let (_, body) = http_get(admin, "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// The sum of a labelled sample over every shard, e.g. `rejected_total{reason="bad_len"`.
+pub fn metric_sum(admin: SocketAddr, prefix: &str) -> f64 {
+    let (_, body) = http_get(admin, "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Waits (bounded) until `check` holds; shards publish their counters at least every 100 ms.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {WAIT:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
