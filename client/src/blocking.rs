@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use ronode_proto::control::{Control, GoAway, Hello, HelloReply, APP_CONTROL};
 use ronode_proto::error_body::ErrorBody;
 use ronode_proto::frame::{Frame, VERSION};
-use ronode_proto::inbound::{Farewell, Inbound, Received, Reject, ServedApps};
+use ronode_proto::inbound::{Inbound, Received, Reject, ServedApps};
 use ronode_proto::limits::{
     CHUNK_BYTES, HEADER_LEN, MAX_CAP_BYTES, MAX_FRAME, MAX_UA_BYTES, MIN_NEGOTIATED_FRAME,
 };
@@ -624,23 +624,7 @@ impl Client {
     fn reject(&mut self, reject: Reject) -> ClientError {
         let last = self.next_corr_id.saturating_sub(1);
         let mut payload = Vec::new();
-        let frame = match reject.farewell(last) {
-            Farewell::Respond {
-                app_proto_id,
-                corr_id,
-                body,
-            } => {
-                body.encode(app_proto_id, &mut payload);
-                OutFrame::response(app_proto_id, corr_id, body.code, &payload)
-            }
-            Farewell::GoAway(g) => {
-                payload = Control::GoAway(g).to_vec();
-                OutFrame {
-                    flags: Flags::EVENT,
-                    ..OutFrame::request(APP_CONTROL, 0, &payload)
-                }
-            }
-        };
+        let frame = reject.farewell(last).frame(&mut payload);
         // Best effort: the session ends whatever happens to these bytes.
         let _ = self.write_frame(&frame);
         self.tls.send_close_notify();

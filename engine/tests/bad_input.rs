@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{eventually, metric_sum, scratch, start, Node, WAIT};
+use common::{eventually, metric_sum, scratch, start_local, Node, WAIT};
 use ronode_client::tls::{client_config, PqMode};
 use ronode_client::{Client, ClientOptions};
 use ronode_proto::frame::Header;
@@ -62,14 +62,7 @@ fn rejected(node: &Node, label: &str) -> f64 {
 #[test]
 fn hostile_frames_are_rejected_counted_and_isolated() {
     let dir = scratch("hostile");
-    let node = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let node = start_local(&dir, &[]);
     // A well-behaved session, open across the whole test.
     let mut good = Client::connect(
         node.listen,
@@ -130,14 +123,7 @@ fn hostile_frames_are_rejected_counted_and_isolated() {
 #[test]
 fn slow_handshakes_time_out_and_connections_beyond_max_conns_are_refused() {
     let dir = scratch("limits");
-    let mut cmd = common::command(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let mut cmd = common::local_command(&dir, &[]);
     cmd.env("RONODE_SESSION__HANDSHAKE_TIMEOUT_MS", "500")
         .env("RONODE_SESSION__MAX_CONNS", "4");
     let node = common::start_with(cmd);

@@ -4,20 +4,13 @@
 
 mod common;
 
-use common::{http_get, run_to_exit, scratch, start, WAIT};
+use common::{http_get, run_local_to_exit, run_to_exit, scratch, start_local, WAIT};
 use ronode_client::{Client, ClientOptions};
 
 #[test]
 fn serves_hello_and_ping_over_hybrid_tls_then_drains_on_sigterm() {
     let dir = scratch("serve");
-    let node = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let node = start_local(&dir, &[]);
     let (status, body) = http_get(node.admin, "/readyz");
     assert_eq!(status, 200, "{body}");
 
@@ -49,23 +42,9 @@ fn serves_hello_and_ping_over_hybrid_tls_then_drains_on_sigterm() {
 #[test]
 fn a_second_node_on_the_same_data_dir_or_port_fails_clearly() {
     let dir = scratch("guard");
-    let node = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let node = start_local(&dir, &[]);
 
-    let (code, stderr) = run_to_exit(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let (code, stderr) = run_local_to_exit(&dir, &[]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("in use by another ronode process"),
@@ -95,15 +74,7 @@ fn a_second_node_on_the_same_data_dir_or_port_fails_clearly() {
 #[test]
 fn amnesia_leaves_the_disk_untouched() {
     let dir = scratch("amnesia");
-    let node = start(&[
-        "--amnesia",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin",
-        "127.0.0.1:0",
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let node = start_local(&dir, &["--amnesia"]);
     let mut client = Client::connect(
         node.listen,
         &ClientOptions {

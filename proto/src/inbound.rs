@@ -25,7 +25,7 @@
 use crate::control::{Control, GoAway, APP_CONTROL};
 use crate::error_body::ErrorBody;
 use crate::flags::{Flags, Kind};
-use crate::frame::{Frame, FrameDecoder, Header};
+use crate::frame::{Frame, FrameDecoder, Header, OutFrame};
 use crate::limits::HEADER_LEN;
 use crate::msg::dht::DhtRequest;
 use crate::msg::gossip::{GossipEvent, GossipOk, GossipRequest};
@@ -87,6 +87,31 @@ pub enum Farewell {
     },
     /// Otherwise: a control GOAWAY whose reason is the label.
     GoAway(GoAway),
+}
+
+impl Farewell {
+    /// The frame to send, with its payload written into `payload`. It bypasses the sequence
+    /// tracker: the offending request was never registered, and the session closes after it.
+    pub fn frame<'a>(&self, payload: &'a mut Vec<u8>) -> OutFrame<'a> {
+        payload.clear();
+        match self {
+            Farewell::Respond {
+                app_proto_id,
+                corr_id,
+                body,
+            } => {
+                body.encode(*app_proto_id, payload);
+                OutFrame::response(*app_proto_id, *corr_id, body.code, payload)
+            }
+            Farewell::GoAway(g) => {
+                Control::GoAway(g.clone()).write(payload);
+                OutFrame {
+                    flags: Flags::EVENT,
+                    ..OutFrame::request(APP_CONTROL, 0, payload)
+                }
+            }
+        }
+    }
 }
 
 impl Reject {

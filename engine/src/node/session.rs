@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
 use ronode_proto::frame::{FrameEncoder, OutFrame};
-use ronode_proto::inbound::{Farewell, Inbound, Received, Reject};
+use ronode_proto::inbound::{Inbound, Received, Reject};
 use ronode_proto::limits::MAX_FRAME;
 use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
@@ -284,24 +284,7 @@ impl Session {
     async fn reject(&mut self, reject: Reject, shard: &Shard) -> End {
         shard.stats_mut(|s| s.rejected(reject.reason));
         let mut payload = Vec::new();
-        let frame = match reject.farewell(self.last_answered) {
-            Farewell::Respond {
-                app_proto_id,
-                corr_id,
-                body,
-            } => {
-                body.encode(app_proto_id, &mut payload);
-                OutFrame::response(app_proto_id, corr_id, reject.reason.status(), &payload)
-            }
-            Farewell::GoAway(g) => {
-                payload = Control::GoAway(g).to_vec();
-                OutFrame {
-                    flags: Flags::EVENT,
-                    ..OutFrame::request(APP_CONTROL, 0, &payload)
-                }
-            }
-        };
-        // The farewell bypasses the tracker: the offending request was never registered.
+        let frame = reject.farewell(self.last_answered).frame(&mut payload);
         if let Ok(n) = self.encoder.encode(&frame, &mut self.wbuf) {
             shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Event, n as u64));
         }

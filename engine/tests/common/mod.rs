@@ -34,6 +34,25 @@ pub fn command(args: &[&str]) -> Command {
 }
 
 /// Starts a node and waits (bounded) for the lines that say where it listens.
+/// `ronode run` on fresh loopback ports with `dir` as its data directory, plus `extra` flags.
+pub fn local_command(dir: &std::path::Path, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--data-dir",
+    ];
+    args.push(dir.to_str().expect("temp paths are UTF-8"));
+    args.extend_from_slice(extra);
+    command(&args)
+}
+
+/// Starts a node as [`local_command`] makes it.
+pub fn start_local(dir: &std::path::Path, extra: &[&str]) -> Node {
+    start_with(local_command(dir, extra))
+}
+
 pub fn start(args: &[&str]) -> Node {
     start_with(command(args))
 }
@@ -127,6 +146,15 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Runs a node as [`local_command`] makes it, expecting it to exit by itself.
+pub fn run_local_to_exit(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = local_command(dir, extra).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
