@@ -177,3 +177,39 @@ fn zstd_encoder(out: &mut Vec<u8>) -> zstd::stream::write::Encoder<'static, &mut
     enc.include_contentsize(false).unwrap();
     enc
 }
+
+#[test]
+fn flooding_past_max_rps_gets_429_with_retry_after_while_others_are_served() {
+    let dir = scratch("flood");
+    let mut cmd = common::local_command(&dir, &[]);
+    // One request a second, bursts of two: HELLO and one PING, then the bucket is empty.
+    cmd.env("RONODE_SESSION__MAX_RPS", "1")
+        .env("RONODE_SESSION__BURST", "2");
+    let node = common::start_with(cmd);
+    let opts = ClientOptions {
+        timeout: WAIT,
+        ..Default::default()
+    };
+    let mut flooder = Client::connect(node.listen, &opts).unwrap();
+    // Fifty pings at once against one a second: whatever the machine's speed, most are shed.
+    let shed: Vec<_> = (0..50).filter_map(|_| flooder.ping().err()).collect();
+    assert!(!shed.is_empty(), "no ping was shed past max_rps");
+    for err in &shed {
+        let ronode_client::ClientError::Node(e) = err else {
+            panic!("expected a node error, got {err}")
+        };
+        assert_eq!((e.status, e.label.as_str()), (429, "quota"), "{e}");
+        assert!(
+            e.retry_after_ms.is_some_and(|ms| ms > 0 && ms <= 1000),
+            "{e:?}"
+        );
+    }
+    // Another session has its own budget and is served.
+    let mut other = Client::connect(node.listen, &opts).unwrap();
+    other.ping().expect("another session is served");
+    eventually("quota rejections are counted", || {
+        metric_sum(node.admin, "rejected_total{reason=\"quota\"") >= 1.0
+    });
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}

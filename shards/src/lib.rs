@@ -9,6 +9,7 @@
 //! sans-IO state machine the engine drives. The other shard state machines and the many-node
 //! simulator arrive with the issues that need them.
 
+pub mod limiter;
 pub mod objects;
 pub mod placement;
 pub mod stats;

@@ -55,7 +55,8 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
         idle_timeout: Duration::from_millis(cfg.session.idle_timeout_ms),
         max_frame: cfg.session.max_frame,
         max_conns_per_shard: (cfg.session.max_conns as usize).div_ceil(shards as usize),
-        retry_after_ms: 100,
+        max_rps: cfg.session.max_rps,
+        burst: cfg.session.burst,
         tick: Duration::from_millis(100),
         drain_timeout: Duration::from_millis(cfg.drain_timeout_ms),
     };

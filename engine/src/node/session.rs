@@ -5,7 +5,7 @@
 //! the write buffer with one write, then read more. Reads wait at most one shard tick, so a
 //! session notices draining and its idle timeout without a timer of its own.
 
-use super::shard::Shard;
+use super::shard::{Shard, ShardCfg};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -15,6 +15,7 @@ use ronode_proto::inbound::{Inbound, Received, Reject};
 use ronode_proto::limits::MAX_FRAME;
 use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
+use ronode_shards::limiter::TokenBucket;
 use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
         shard.stats_mut(|s| s.tls_handshake_failed(TlsFailure::Alpn));
         return End::Io;
     }
-    let mut session = Session::new(tls, cfg.max_frame);
+    let mut session = Session::new(tls, cfg, shard.now_ms());
     let end = session.run(&shard).await;
     shard.stats_mut(|s| s.session_closed());
     end
@@ -80,10 +81,13 @@ struct Session {
     encoder: FrameEncoder,
     scratch: Vec<u8>,
     last_answered: u64,
+    /// `max_rps` with its burst: requests past it are answered 429 `quota`.
+    bucket: TokenBucket,
 }
 
 impl Session {
-    fn new(tls: Tls, max_frame: u32) -> Session {
+    fn new(tls: Tls, cfg: &ShardCfg, now_ms: u64) -> Session {
+        let max_frame = cfg.max_frame;
         Session {
             tls,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -92,22 +96,34 @@ impl Session {
             encoder: FrameEncoder::new(max_frame),
             scratch: Vec::new(),
             last_answered: 0,
+            bucket: TokenBucket::new(cfg.max_rps, cfg.burst, now_ms),
         }
     }
 
     async fn run(&mut self, shard: &Shard) -> End {
         let mut last_activity = Instant::now();
         loop {
+            let now_ms = shard.now_ms();
             loop {
                 match self.inbound.poll(&mut self.rbuf) {
                     Ok(Some(rx)) => {
-                        shard.stats_mut(|s| {
-                            s.frame(
-                                Dir::In,
-                                frame_kind(rx.frame.kind()),
-                                u64::from(rx.frame.header.len),
-                            )
-                        });
+                        let h = rx.frame.header;
+                        let kind = frame_kind(rx.frame.kind());
+                        shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
+                        if h.kind() == Some(Kind::Req) && rx.progress.begins() {
+                            if let Err(retry_after_ms) = self.bucket.try_take(now_ms) {
+                                let (app, corr) = (h.app_proto_id, h.corr_id);
+                                self.error(
+                                    app,
+                                    corr,
+                                    Reason::Quota,
+                                    "over max_rps",
+                                    retry_after_ms,
+                                    shard,
+                                );
+                                continue;
+                            }
+                        }
                         self.answer(rx, shard);
                     }
                     Ok(None) => break,
@@ -229,6 +245,7 @@ impl Session {
                             h.corr_id,
                             reason,
                             "max_frame below 4096",
+                            0,
                             shard,
                         );
                         return;
@@ -251,14 +268,19 @@ impl Session {
         self.scratch = payload;
     }
 
-    fn error(&mut self, app: u16, corr_id: u64, reason: Reason, message: &str, shard: &Shard) {
+    /// Answers one request with an error; the session goes on.
+    fn error(
+        &mut self,
+        app: u16,
+        corr_id: u64,
+        reason: Reason,
+        message: &str,
+        retry_after_ms: u64,
+        shard: &Shard,
+    ) {
         shard.stats_mut(|s| s.rejected(reason));
-        let body = ronode_proto::error_body::ErrorBody::new(
-            reason,
-            message,
-            corr_id,
-            shard.cfg.retry_after_ms,
-        );
+        let body =
+            ronode_proto::error_body::ErrorBody::new(reason, message, corr_id, retry_after_ms);
         let mut payload = Vec::new();
         body.encode(app, &mut payload);
         self.send(

@@ -26,7 +26,9 @@ pub struct ShardCfg {
     pub idle_timeout: Duration,
     pub max_frame: u32,
     pub max_conns_per_shard: usize,
-    pub retry_after_ms: u64,
+    /// Per-session request rate (token bucket) and its burst.
+    pub max_rps: u32,
+    pub burst: u32,
     /// How often a shard publishes its stats and sessions look at the drain flag.
     pub tick: Duration,
     pub drain_timeout: Duration,
@@ -41,9 +43,15 @@ pub struct Shard {
     board: Arc<StatsBoard>,
     draining: Arc<AtomicBool>,
     sessions: Cell<usize>,
+    epoch: Instant,
 }
 
 impl Shard {
+    /// Milliseconds since the shard started: the time the sans-IO parts are given.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -95,6 +103,7 @@ pub async fn run(seed: ShardSeed) {
         board: seed.board,
         draining: seed.draining,
         sessions: Cell::new(0),
+        epoch: Instant::now(),
         cfg: seed.cfg,
     });
     let ticker = glommio::spawn_local(tick(shard.clone()));
@@ -111,10 +120,9 @@ pub async fn run(seed: ShardSeed) {
 
 /// The shard's heartbeat: publishes stats at least every tick, even when idle.
 async fn tick(shard: Rc<Shard>) {
-    let epoch = Instant::now();
     loop {
         glommio::timer::sleep(shard.cfg.tick).await;
-        shard.publish(epoch.elapsed().as_millis() as u64);
+        shard.publish(shard.now_ms());
     }
 }
 
