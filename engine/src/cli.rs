@@ -20,6 +20,9 @@ pub enum Command {
     Run(NodeArgs),
     /// Ping a node: TLS handshake, HELLO, one PING; prints RTT, TLS group and the node's NodeId.
     Ping(PingArgs),
+    /// Capability tokens.
+    #[command(subcommand)]
+    Cap(CapCommand),
     /// Create the node's identity and capability root key in the data directory (or, when they
     /// exist, check their permissions and show the NodeId).
     Init(InitArgs),
@@ -54,6 +57,34 @@ pub struct PingArgs {
     /// How many pings.
     #[arg(long, default_value_t = 1)]
     pub count: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CapCommand {
+    /// Mint a token from the root key; prints it (hex of its CBOR) as the last line.
+    Mint(MintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// Operations allowed: get, put, gossip (comma-separated).
+    #[arg(long)]
+    pub scope: String,
+    /// Lifetime: 90s, 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = crate::cap_cmd::parse_ttl)]
+    pub ttl: u64,
+    /// Largest object a PUT under this token may store.
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+    /// Tenant the token is bound to (hex).
+    #[arg(long, value_parser = parse_tenant)]
+    pub tenant: Option<u128>,
+    /// Data directory holding cap_root.key.
+    #[arg(long, env = "RONODE_DATA_DIR", default_value = "./ronode-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Root key file instead of DIR/cap_root.key (an amnesia node's --cap-key).
+    #[arg(long)]
+    pub cap_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The `ronode` binary.
 
+mod cap_cmd;
 mod cli;
 mod config;
 mod init;
@@ -17,6 +18,23 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Ping(args) => ping(&args),
+        Command::Cap(cli::CapCommand::Mint(args)) => {
+            let req = cap_cmd::MintRequest {
+                scope: &args.scope,
+                ttl_s: args.ttl,
+                max_bytes: args.max_bytes,
+                tenant: args.tenant,
+            };
+            match cap_cmd::check_scope(&args.scope)
+                .and_then(|()| cap_cmd::mint(&args.data_dir, args.cap_key.as_deref(), &req))
+            {
+                Ok(token) => print_line(&token),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Init(args) => match init::ensure_keys(&args.data_dir) {
             Ok(keys) => {
                 for file in &keys.created {

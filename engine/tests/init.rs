@@ -76,3 +76,86 @@ fn refuses_a_key_file_others_can_read_naming_it() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The root key of `cap_root.key` (format: `ron-cap-root-v1`, `kid=<hex>`, `key=<hex>`).
+fn root_key(dir: &std::path::Path) -> ([u8; 8], [u8; 32]) {
+    let text = std::fs::read_to_string(dir.join("cap_root.key")).unwrap();
+    let field = |name: &str| {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .expect("field present");
+        hex::decode(line).unwrap()
+    };
+    (
+        field("kid=").try_into().unwrap(),
+        field("key=").try_into().unwrap(),
+    )
+}
+
+#[test]
+fn cap_mint_prints_a_token_the_root_key_verifies() {
+    use ronode_proto::cap::{CapRequest, Capability, Op};
+    let dir = fresh_dir("mint");
+    assert!(init(&dir).status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
+        .args([
+            "cap",
+            "mint",
+            "--scope",
+            "put",
+            "--ttl",
+            "1h",
+            "--max-bytes",
+            "1000",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = hex::decode(stdout.lines().last().unwrap()).expect("hex token");
+    let cap = Capability::decode(&token).unwrap();
+    let (kid, key) = root_key(&dir);
+    let keys = |k: &[u8; 8]| (*k == kid).then_some(key);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let put = |bytes, at| CapRequest {
+        op: Op::Put,
+        now: at,
+        tenant: 0,
+        bytes: Some(bytes),
+    };
+    cap.verify(keys, &put(1000, now))
+        .expect("a put within the caveats");
+    assert!(
+        cap.verify(keys, &put(1001, now)).is_err(),
+        "max_bytes holds"
+    );
+    assert!(
+        cap.verify(keys, &put(10, now + 3601)).is_err(),
+        "expires after the ttl"
+    );
+    let get = CapRequest {
+        op: Op::Get,
+        now,
+        tenant: 0,
+        bytes: None,
+    };
+    assert!(cap.verify(keys, &get).is_err(), "scope holds");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_ronode"))
+        .args(["cap", "mint", "--scope", "admin", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
