@@ -18,6 +18,12 @@ pub enum Command {
     /// Run the node (OAP/1 over TLS 1.3 on --listen, admin HTTP on --admin) until SIGINT or
     /// SIGTERM, then drain and exit 0.
     Run(NodeArgs),
+    /// Store a file on a node; prints its `b3:` address as the last line.
+    Put(PutArgs),
+    /// Fetch an object by address, verify its digest, write it to stdout or -o FILE.
+    Get(GetArgs),
+    /// Ask a node for an object's size.
+    Head(HeadArgs),
     /// Ping a node: TLS handshake, HELLO, one PING; prints RTT, TLS group and the node's NodeId.
     Ping(PingArgs),
     /// Capability tokens.
@@ -44,6 +50,47 @@ pub enum FrameCommand {
     Decode(DecodeArgs),
     /// Print the hex of a HELLO request frame.
     Hello(HelloArgs),
+}
+
+/// How to reach a node, shared by the client commands.
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// The node, as IP:port or IP:port#NodeId (the NodeId pins the node's identity).
+    #[arg(long, value_name = "ADDR[#NODEID]")]
+    pub peer: String,
+    /// TLS key exchange to offer.
+    #[arg(long, default_value = "hybrid", value_name = "off|hybrid|pq_only")]
+    pub pq_mode: ronode_client::tls::PqMode,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The file to store.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub node: PeerArgs,
+    /// Capability token (hex, from `ronode cap mint`).
+    #[arg(long, env = "RONODE_CAP", hide_env_values = true)]
+    pub cap: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The object's address, `b3:` + 64 lowercase hex digits.
+    pub addr: ronode_proto::ObjectAddr,
+    #[command(flatten)]
+    pub node: PeerArgs,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HeadArgs {
+    /// The object's address.
+    pub addr: ronode_proto::ObjectAddr,
+    #[command(flatten)]
+    pub node: PeerArgs,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,39 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Ping(args) => ping(&args),
+        Command::Put(args) => client_cmd(&args.node, |c| {
+            let bytes = std::fs::read(&args.file).map_err(ronode_client::ClientError::Io)?;
+            let cap = args
+                .cap
+                .as_deref()
+                .map(hex::decode)
+                .transpose()
+                .map_err(|e| {
+                    ronode_client::ClientError::InvalidRequest(format!("--cap is not hex: {e}"))
+                })?;
+            let resp = c.put(&bytes, cap.as_deref())?;
+            let note = if resp.stored {
+                "stored"
+            } else {
+                "already there"
+            };
+            eprintln!("{} bytes, {note}", resp.size);
+            println!("{}", resp.addr);
+            Ok(())
+        }),
+        Command::Get(args) => client_cmd(&args.node, |c| {
+            let bytes = c.get(&args.addr)?;
+            match &args.output {
+                Some(path) => std::fs::write(path, &bytes).map_err(ronode_client::ClientError::Io),
+                None => std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(ronode_client::ClientError::Io),
+            }
+        }),
+        Command::Head(args) => client_cmd(&args.node, |c| {
+            println!("{} bytes", c.head(&args.addr)?);
+            Ok(())
+        }),
         Command::Cap(cli::CapCommand::Mint(args)) => {
             let req = cap_cmd::MintRequest {
                 scope: &args.scope,
@@ -100,6 +133,40 @@ fn parse_peer(s: &str) -> Result<(std::net::SocketAddr, Option<ronode_proto::Nod
         })
         .transpose()?;
     Ok((addr, id))
+}
+
+/// Connects to `--peer`, runs `f`, closes; a `not found` is its own clear error.
+fn client_cmd(
+    peer: &cli::PeerArgs,
+    f: impl FnOnce(&mut ronode_client::Client) -> Result<(), ronode_client::ClientError>,
+) -> ExitCode {
+    let (addr, pin) = match parse_peer(&peer.peer) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = ronode_client::ClientOptions {
+        pq_mode: peer.pq_mode,
+        pin,
+        ..Default::default()
+    };
+    let result = ronode_client::Client::connect(addr, &opts).and_then(|mut c| {
+        f(&mut c)?;
+        c.close()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_not_found() => {
+            eprintln!("error: not found: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `ronode ping`.

@@ -4,6 +4,7 @@
 //! then the process exits 0.
 
 mod guard;
+mod objects;
 mod session;
 mod shard;
 
@@ -60,6 +61,10 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
         tick: Duration::from_millis(100),
         drain_timeout: Duration::from_millis(cfg.drain_timeout_ms),
     };
+    let objects_cfg = objects_config(&cfg);
+    let cap_keys = cap_keys(&cfg)?;
+    let ram_capacity = ram_capacity(&cfg) / u64::from(shards);
+    let mut mesh = Mesh::new(shards, cfg.queues.mesh as usize);
     let cpus = core_ids();
     let mut listen = cfg.listen;
     let mut executors = Vec::new();
@@ -72,6 +77,12 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
             board: board.clone(),
             draining: draining.clone(),
             listen,
+            shard_count: shards,
+            objects: objects_cfg.clone(),
+            cap_keys: cap_keys.clone(),
+            ram_capacity_bytes: ram_capacity,
+            mesh_out: mesh.senders_from(ShardId(id)),
+            mesh_in: mesh.receivers_to(ShardId(id)),
             bound: tx,
         };
         let placement = match (cfg.pin, cpus.get(id as usize % cpus.len().max(1))) {
@@ -150,6 +161,85 @@ fn identity_for(cfg: &NodeConfig) -> Result<(Identity, Option<guard::DirLock>)> 
         None => crate::init::ensure_keys(&cfg.data_dir)?.identity,
     };
     Ok((identity, Some(lock)))
+}
+
+type MeshSender = glommio::channels::shared_channel::SharedSender<objects::MeshMsg>;
+type MeshReceiver = glommio::channels::shared_channel::SharedReceiver<objects::MeshMsg>;
+
+/// The bounded SPSC mesh: one channel for every ordered pair of shards, handed out as each shard
+/// starts (senders to its executor `from`, receivers to its executor `to`).
+struct Mesh {
+    senders: Vec<Vec<(ShardId, MeshSender)>>,
+    receivers: Vec<Vec<MeshReceiver>>,
+}
+
+impl Mesh {
+    fn new(shards: u16, capacity: usize) -> Mesh {
+        let n = shards as usize;
+        let mut senders: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+        for (from, out) in senders.iter_mut().enumerate() {
+            for to in (0..n).filter(|&to| to != from) {
+                let (tx, rx) = glommio::channels::shared_channel::new_bounded(capacity);
+                out.push((ShardId(to as u16), tx));
+                receivers[to].push(rx);
+            }
+        }
+        Mesh { senders, receivers }
+    }
+
+    fn senders_from(&mut self, from: ShardId) -> Vec<(ShardId, MeshSender)> {
+        std::mem::take(&mut self.senders[from.0 as usize])
+    }
+
+    fn receivers_to(&mut self, to: ShardId) -> Vec<MeshReceiver> {
+        std::mem::take(&mut self.receivers[to.0 as usize])
+    }
+}
+
+/// The objects plane's settings from the node's configuration.
+fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
+    use crate::config::Policy as P;
+    use ronode_shards::objects::Policy;
+    let policy = |p: P| match p {
+        P::Token => Policy::Token,
+        P::Open => Policy::Open,
+    };
+    ronode_shards::objects::ObjectsConfig {
+        max_bytes: cfg.objects.max_bytes,
+        put_policy: policy(cfg.objects.put_policy),
+        get_policy: policy(cfg.objects.get_policy),
+        chunk_bytes: cfg.session.chunk_bytes as usize,
+        ..Default::default()
+    }
+}
+
+/// The capability root keys the node honours: the data directory's (or `--cap-key`); an amnesia
+/// node without `--cap-key` honours none (WIRE.md section 4).
+fn cap_keys(cfg: &NodeConfig) -> Result<ronode_shards::objects::CapKeys> {
+    let path = match (&cfg.cap_key, cfg.amnesia) {
+        (Some(path), _) => path.clone(),
+        (None, true) => return Ok(ronode_shards::objects::CapKeys::new()),
+        (None, false) => cfg.data_dir.join(crate::keystore::CAP_ROOT_FILE),
+    };
+    let (kid, key) = crate::keystore::load_cap_root(&path)?;
+    Ok(ronode_shards::objects::CapKeys::with(kid, key))
+}
+
+/// Bytes of RAM for objects across all shards. The disk store is not built yet: a disk node keeps
+/// objects in RAM too, at most 256 MiB, and says so at start.
+fn ram_capacity(cfg: &NodeConfig) -> u64 {
+    const DISK_STANDIN_BYTES: u64 = 256 << 20;
+    match cfg.store.kind {
+        crate::config::StoreKind::Ram => cfg.store.capacity_bytes,
+        crate::config::StoreKind::Disk => {
+            eprintln!(
+                "note: the disk object store is not built yet; objects are kept in RAM (at most {} MiB) and lost at exit",
+                DISK_STANDIN_BYTES >> 20
+            );
+            cfg.store.capacity_bytes.min(DISK_STANDIN_BYTES)
+        }
+    }
 }
 
 fn shard_count(cfg: &NodeConfig) -> u16 {

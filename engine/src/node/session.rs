@@ -5,6 +5,7 @@
 //! the write buffer with one write, then read more. Reads wait at most one shard tick, so a
 //! session notices draining and its idle timeout without a timer of its own.
 
+use super::objects::Outbox;
 use super::shard::{Shard, ShardCfg};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -13,9 +14,11 @@ use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
 use ronode_proto::frame::{FrameEncoder, OutFrame};
 use ronode_proto::inbound::{Inbound, Received, Reject};
 use ronode_proto::limits::MAX_FRAME;
+use ronode_proto::msg::APP_OBJECTS;
 use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
 use ronode_shards::limiter::TokenBucket;
+use ronode_shards::objects::SessionId;
 use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -67,8 +70,10 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
         shard.stats_mut(|s| s.tls_handshake_failed(TlsFailure::Alpn));
         return End::Io;
     }
-    let mut session = Session::new(tls, cfg, shard.now_ms());
+    let (id, outbox) = shard.objects.open_session();
+    let mut session = Session::new(tls, cfg, shard.now_ms(), id, outbox);
     let end = session.run(&shard).await;
+    shard.objects.close_session(id);
     shard.stats_mut(|s| s.session_closed());
     end
 }
@@ -83,10 +88,15 @@ struct Session {
     last_answered: u64,
     /// `max_rps` with its burst: requests past it are answered 429 `quota`.
     bucket: TokenBucket,
+    /// This session in the shard's objects plane, and the frames the plane has for it.
+    id: SessionId,
+    outbox: Rc<Outbox>,
+    /// Where a socket read lands before it joins `rbuf` (keeps reads cancellable).
+    chunk: Box<[u8]>,
 }
 
 impl Session {
-    fn new(tls: Tls, cfg: &ShardCfg, now_ms: u64) -> Session {
+    fn new(tls: Tls, cfg: &ShardCfg, now_ms: u64, id: SessionId, outbox: Rc<Outbox>) -> Session {
         let max_frame = cfg.max_frame;
         Session {
             tls,
@@ -97,6 +107,9 @@ impl Session {
             scratch: Vec::new(),
             last_answered: 0,
             bucket: TokenBucket::new(cfg.max_rps, cfg.burst, now_ms),
+            id,
+            outbox,
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
 
@@ -130,6 +143,9 @@ impl Session {
                     Err(reject) => return self.reject(reject, shard).await,
                 }
             }
+            while let Some(t) = self.outbox.pop() {
+                self.send(&t.out_frame(), shard);
+            }
             if self.flush().await.is_err() {
                 return End::Io;
             }
@@ -160,30 +176,31 @@ impl Session {
         }
     }
 
-    /// Reads what is there, waiting at most `wait`: `Ok(None)` when nothing came in time.
+    /// Reads what is there, waiting at most `wait` (and no longer than until the outbox has
+    /// something): `Ok(None)` when nothing came. Safe to abandon mid-way: bytes land in `rbuf`
+    /// only once a read has completed.
     async fn read(&mut self, wait: Duration) -> std::io::Result<Option<usize>> {
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + READ_CHUNK, 0);
-        let res = glommio::timer::timeout(wait, async {
-            self.tls
-                .read(&mut self.rbuf[start..])
+        let tls = &mut self.tls;
+        let chunk = &mut self.chunk;
+        let outbox = self.outbox.clone();
+        let read = glommio::timer::timeout(wait, async {
+            tls.read(&mut chunk[..])
                 .await
                 .map_err(glommio::GlommioError::from)
+        });
+        let res = futures_lite::future::or(async { Some(read.await) }, async {
+            outbox.wait().await;
+            None
         })
         .await;
         match res {
-            Ok(n) => {
-                self.rbuf.truncate(start + n);
+            None => Ok(None),
+            Some(Ok(n)) => {
+                self.rbuf.extend_from_slice(&self.chunk[..n]);
                 Ok(Some(n))
             }
-            Err(glommio::GlommioError::TimedOut(_)) => {
-                self.rbuf.truncate(start);
-                Ok(None)
-            }
-            Err(e) => {
-                self.rbuf.truncate(start);
-                Err(std::io::Error::other(e.to_string()))
-            }
+            Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
+            Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
         }
     }
 
@@ -225,6 +242,10 @@ impl Session {
 
     fn answer(&mut self, rx: Received, shard: &Shard) {
         let h = rx.frame.header;
+        if h.app_proto_id == APP_OBJECTS {
+            shard.objects.handle_frame(self.id, rx, unix_now_s());
+            return;
+        }
         if h.app_proto_id != APP_CONTROL || h.flags.kind() != Some(Kind::Req) {
             return;
         }
@@ -236,6 +257,7 @@ impl Session {
                 match HelloReply::negotiate(&hello, shard.cfg.max_frame.min(MAX_FRAME)) {
                     Ok(reply) => {
                         self.inbound.set_max_frame(reply.max_frame);
+                        shard.objects.set_max_frame(self.id, reply.max_frame);
                         self.encoder.set_max_frame(reply.max_frame);
                         Control::HelloReply(reply)
                     }
@@ -322,4 +344,11 @@ fn frame_kind(kind: Kind) -> FrameKind {
         Kind::Resp => FrameKind::Resp,
         Kind::Event => FrameKind::Event,
     }
+}
+
+/// Unix seconds, for capability expiry (read once per request).
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

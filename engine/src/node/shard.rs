@@ -2,10 +2,13 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
+use super::objects::{self, MeshMsg, Objects};
 use super::session;
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
+use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane, RamStore};
 use ronode_shards::stats::{ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
@@ -15,9 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The apps a node serves today: the control plane. Objects, gossip and DHT join as their planes
-/// land; until then their frames are answered `unknown_app`, truthfully.
-pub const SERVED_APPS: ServedApps = ServedApps::of(&[ronode_proto::control::APP_CONTROL]);
+/// The apps a node serves today: control and objects. Gossip and DHT join as their planes land;
+/// until then their frames are answered `unknown_app`, truthfully.
+pub const SERVED_APPS: ServedApps = ServedApps::of(&[
+    ronode_proto::control::APP_CONTROL,
+    ronode_proto::msg::APP_OBJECTS,
+]);
 
 /// What a shard needs from the node's configuration, resolved once.
 #[derive(Debug, Clone)]
@@ -44,6 +50,15 @@ pub struct Shard {
     draining: Arc<AtomicBool>,
     sessions: Cell<usize>,
     epoch: Instant,
+    pub objects: Rc<Objects>,
+    /// What has been copied into `stats` from the objects runtime's own counters.
+    reported: RefCell<Reported>,
+}
+
+#[derive(Default)]
+struct Reported {
+    lagged: u64,
+    refusals: Vec<u64>,
 }
 
 impl Shard {
@@ -61,8 +76,26 @@ impl Shard {
         f(&mut self.stats.borrow_mut());
     }
 
-    /// Publishes to the admin thread when due (never waits for it).
+    /// Publishes to the admin thread when due (never waits for it), after folding in what the
+    /// objects runtime counted since the last turn.
     fn publish(&self, now_ms: u64) {
+        {
+            let mut rep = self.reported.borrow_mut();
+            let mut stats = self.stats.borrow_mut();
+            let lagged = self.objects.lagged();
+            for _ in rep.lagged..lagged {
+                stats.bus_lagged();
+            }
+            rep.lagged = lagged;
+            let refusals = self.objects.refusals();
+            rep.refusals.resize(refusals.len(), 0);
+            for (i, (reason, n)) in refusals.into_iter().enumerate() {
+                for _ in rep.refusals[i]..n {
+                    stats.rejected(reason);
+                }
+                rep.refusals[i] = n;
+            }
+        }
         let _ = self
             .board
             .publish_if_due(&mut self.stats.borrow_mut(), now_ms);
@@ -77,6 +110,13 @@ pub struct ShardSeed {
     pub board: Arc<StatsBoard>,
     pub draining: Arc<AtomicBool>,
     pub listen: SocketAddr,
+    pub shard_count: u16,
+    pub objects: ObjectsConfig,
+    pub cap_keys: CapKeys,
+    pub ram_capacity_bytes: u64,
+    /// Senders towards every other shard, and receivers from them (the bounded SPSC mesh).
+    pub mesh_out: Vec<(ShardId, SharedSender<MeshMsg>)>,
+    pub mesh_in: Vec<SharedReceiver<MeshMsg>>,
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
@@ -96,6 +136,28 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
+    let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("shard {}: objects configuration: {e}", seed.id);
+            return;
+        }
+    };
+    let objects = Rc::new(Objects::new(
+        seed.id,
+        seed.shard_count,
+        plane,
+        RamStore::new(seed.ram_capacity_bytes),
+    ));
+    for rx in seed.mesh_in {
+        let objects = objects.clone();
+        glommio::spawn_local(async move { objects::serve_mesh(objects, rx.connect().await).await })
+            .detach();
+    }
+    for (to, tx) in seed.mesh_out {
+        let objects = objects.clone();
+        glommio::spawn_local(async move { objects.connect_mesh(to, tx.connect().await) }).detach();
+    }
     let shard = Rc::new(Shard {
         id: seed.id,
         acceptor: futures_rustls::TlsAcceptor::from(seed.tls),
@@ -104,6 +166,8 @@ pub async fn run(seed: ShardSeed) {
         draining: seed.draining,
         sessions: Cell::new(0),
         epoch: Instant::now(),
+        objects,
+        reported: RefCell::new(Reported::default()),
         cfg: seed.cfg,
     });
     let ticker = glommio::spawn_local(tick(shard.clone()));

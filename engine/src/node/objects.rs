@@ -1,0 +1,237 @@
+//! The objects plane on a shard: the sans-IO `ObjectsPlane` (capabilities, BLAKE3, framing) for
+//! the sessions this shard serves, the RAM store for the objects whose address prefix this shard
+//! owns, and the mesh that carries store operations to the owner shard and completions back.
+//!
+//! After every input (a frame, a completion from the mesh) [`Objects::drain`] runs the plane's
+//! outputs to exhaustion: store operations go to the local store or over the mesh, transmits go
+//! to their session's outbox, and the session is woken to write them.
+
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use ronode_proto::inbound::Received;
+use ronode_shards::objects::{ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit};
+use ronode_shards::{shard_of, ShardId};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+/// What crosses the mesh between two shards.
+#[derive(Debug)]
+pub enum MeshMsg {
+    /// A store operation for an object the receiving shard owns.
+    Op(StoreOp),
+    /// The completion of an operation the receiving shard's plane issued.
+    Done(StoreDone),
+}
+
+/// A session's queue of frames to send, and the signal that wakes it.
+pub struct Outbox {
+    queue: RefCell<VecDeque<Transmit>>,
+    wake_tx: LocalSender<()>,
+    wake_rx: LocalReceiver<()>,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        Outbox {
+            queue: RefCell::new(VecDeque::new()),
+            wake_tx,
+            wake_rx,
+        }
+    }
+
+    /// Takes the next frame to send.
+    pub fn pop(&self) -> Option<Transmit> {
+        self.queue.borrow_mut().pop_front()
+    }
+
+    /// Waits until something is queued (returns at once if a wake-up is pending).
+    pub async fn wait(&self) {
+        let _ = self.wake_rx.recv().await;
+    }
+
+    fn push(&self, t: Transmit) {
+        self.queue.borrow_mut().push_back(t);
+        // A full signal channel means a wake-up is already pending.
+        let _ = self.wake_tx.try_send(());
+    }
+}
+
+/// The shard's objects runtime; see the module docs.
+pub struct Objects {
+    shard: ShardId,
+    shard_count: u16,
+    plane: RefCell<ObjectsPlane>,
+    ram: RefCell<RamStore>,
+    outboxes: RefCell<BTreeMap<u64, Rc<Outbox>>>,
+    next_session: std::cell::Cell<u64>,
+    /// Senders to every other shard, indexed by shard (None for this one).
+    mesh: RefCell<Vec<Option<Rc<ConnectedSender<MeshMsg>>>>>,
+    /// Times a mesh channel was found full (or not yet connected).
+    lagged: std::cell::Cell<u64>,
+}
+
+impl Objects {
+    pub fn new(shard: ShardId, shard_count: u16, plane: ObjectsPlane, ram: RamStore) -> Objects {
+        Objects {
+            shard,
+            shard_count,
+            plane: RefCell::new(plane),
+            ram: RefCell::new(ram),
+            outboxes: RefCell::new(BTreeMap::new()),
+            next_session: std::cell::Cell::new(1),
+            mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
+            lagged: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Adds the sender towards `to`.
+    pub fn connect_mesh(&self, to: ShardId, sender: ConnectedSender<MeshMsg>) {
+        self.mesh.borrow_mut()[to.0 as usize] = Some(Rc::new(sender));
+    }
+
+    /// A new session: its id and its outbox.
+    pub fn open_session(&self) -> (SessionId, Rc<Outbox>) {
+        let id = self.next_session.get();
+        self.next_session.set(id + 1);
+        let outbox = Rc::new(Outbox::new());
+        self.outboxes.borrow_mut().insert(id, outbox.clone());
+        (SessionId(id), outbox)
+    }
+
+    pub fn close_session(&self, session: SessionId) {
+        self.outboxes.borrow_mut().remove(&session.0);
+        self.plane.borrow_mut().handle_session_closed(session);
+        self.drain();
+    }
+
+    pub fn set_max_frame(&self, session: SessionId, max_frame: u32) {
+        self.plane
+            .borrow_mut()
+            .set_session_max_frame(session, max_frame);
+    }
+
+    /// A frame of app 1 from `session`; `now_s` is unix seconds (capability expiry).
+    pub fn handle_frame(&self, session: SessionId, rx: Received, now_s: u64) {
+        self.plane.borrow_mut().handle_frame(session, rx, now_s);
+        self.drain();
+    }
+
+    /// Times a mesh channel was found full since start, for `bus_lagged_total`.
+    pub fn lagged(&self) -> u64 {
+        self.lagged.get()
+    }
+
+    /// Refusals by reason since start, for the shard's `rejected_total`.
+    pub fn refusals(&self) -> Vec<(ronode_proto::Reason, u64)> {
+        self.plane.borrow().counters().refusals().collect()
+    }
+
+    /// Runs the plane's outputs until there are none.
+    pub fn drain(&self) {
+        loop {
+            let op = self.plane.borrow_mut().poll_store_op();
+            if let Some(op) = op {
+                self.route(op);
+                continue;
+            }
+            let t = self.plane.borrow_mut().poll_transmit();
+            match t {
+                Some(t) => {
+                    let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
+                    if let Some(outbox) = outbox {
+                        outbox.push(t);
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn route(&self, op: StoreOp) {
+        let owner = shard_of(op.addr().as_bytes(), self.shard_count);
+        if owner == self.shard {
+            let done = op.execute(&mut *self.ram.borrow_mut());
+            if let Some(done) = done {
+                self.plane.borrow_mut().handle_store_done(done);
+            }
+            return;
+        }
+        let sender = self.mesh.borrow()[owner.0 as usize].clone();
+        let op = match &sender {
+            Some(tx) => match tx.try_send(MeshMsg::Op(op)) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.lagged.set(self.lagged.get() + 1);
+                    let MeshMsg::Op(op) = mesh_item(e) else {
+                        unreachable!("sent an Op")
+                    };
+                    op
+                }
+            },
+            // Still connecting (the first milliseconds after start).
+            None => {
+                self.lagged.set(self.lagged.get() + 1);
+                op
+            }
+        };
+        match (StoreDone::busy(&op), sender) {
+            (Some(done), _) => self.plane.borrow_mut().handle_store_done(done),
+            // An abort must reach the owner (it releases a reservation): wait for room.
+            (None, Some(sender)) => {
+                glommio::spawn_local(async move {
+                    let _ = sender.send(MeshMsg::Op(op)).await;
+                })
+                .detach();
+            }
+            (None, None) => {}
+        }
+        // The busy answer goes out with the drain already running (it loops until empty).
+    }
+
+    /// A message from another shard's mesh channel.
+    pub fn handle_mesh(&self, msg: MeshMsg) {
+        match msg {
+            MeshMsg::Op(op) => {
+                let origin = op.id().shard;
+                let done = op.execute(&mut *self.ram.borrow_mut());
+                if let Some(done) = done {
+                    // The origin's sender exists: its operation came over the mesh, and every
+                    // shard connects all its senders at start. A completion must not be lost:
+                    // wait for room rather than drop it.
+                    let sender = self.mesh.borrow()[origin.0 as usize].clone();
+                    let Some(sender) = sender else { return };
+                    if let Err(e) = sender.try_send(MeshMsg::Done(done)) {
+                        self.lagged.set(self.lagged.get() + 1);
+                        let item = mesh_item(e);
+                        glommio::spawn_local(async move {
+                            let _ = sender.send(item).await;
+                        })
+                        .detach();
+                    }
+                }
+            }
+            MeshMsg::Done(done) => {
+                self.plane.borrow_mut().handle_store_done(done);
+                self.drain();
+            }
+        }
+    }
+}
+
+/// The item a failed `try_send` hands back.
+fn mesh_item(e: glommio::GlommioError<MeshMsg>) -> MeshMsg {
+    match e {
+        glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(item))
+        | glommio::GlommioError::Closed(glommio::ResourceType::Channel(item)) => item,
+        other => panic!("unexpected channel error: {other}"),
+    }
+}
+
+/// Serves one incoming mesh channel until its sender goes away.
+pub async fn serve_mesh(objects: Rc<Objects>, rx: ConnectedReceiver<MeshMsg>) {
+    while let Some(msg) = rx.recv().await {
+        objects.handle_mesh(msg);
+    }
+}
