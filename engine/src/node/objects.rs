@@ -70,6 +70,8 @@ pub struct Objects {
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<MeshMsg>>>>>,
     /// Times a mesh channel was found full (or not yet connected).
     lagged: std::cell::Cell<u64>,
+    /// Completions for shards whose channel is still connecting, by shard.
+    parked: RefCell<Vec<Vec<StoreDone>>>,
 }
 
 impl Objects {
@@ -83,12 +85,24 @@ impl Objects {
             next_session: std::cell::Cell::new(1),
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
             lagged: std::cell::Cell::new(0),
+            parked: RefCell::new((0..shard_count).map(|_| Vec::new()).collect()),
         }
     }
 
     /// Adds the sender towards `to`.
     pub fn connect_mesh(&self, to: ShardId, sender: ConnectedSender<MeshMsg>) {
-        self.mesh.borrow_mut()[to.0 as usize] = Some(Rc::new(sender));
+        let sender = Rc::new(sender);
+        self.mesh.borrow_mut()[to.0 as usize] = Some(sender.clone());
+        // Completions that came due before this channel was connected.
+        let parked = std::mem::take(&mut self.parked.borrow_mut()[to.0 as usize]);
+        if !parked.is_empty() {
+            glommio::spawn_local(async move {
+                for done in parked {
+                    let _ = sender.send(MeshMsg::Done(done)).await;
+                }
+            })
+            .detach();
+        }
     }
 
     /// A new session: its id and its outbox.
@@ -197,11 +211,14 @@ impl Objects {
                 let origin = op.id().shard;
                 let done = op.execute(&mut *self.ram.borrow_mut());
                 if let Some(done) = done {
-                    // The origin's sender exists: its operation came over the mesh, and every
-                    // shard connects all its senders at start. A completion must not be lost:
-                    // wait for room rather than drop it.
+                    // A completion must not be lost: park it until the channel back to its
+                    // origin is connected (the first moments after start), and wait for room
+                    // rather than drop it.
                     let sender = self.mesh.borrow()[origin.0 as usize].clone();
-                    let Some(sender) = sender else { return };
+                    let Some(sender) = sender else {
+                        self.parked.borrow_mut()[origin.0 as usize].push(done);
+                        return;
+                    };
                     if let Err(e) = sender.try_send(MeshMsg::Done(done)) {
                         self.lagged.set(self.lagged.get() + 1);
                         let item = mesh_item(e);
