@@ -95,12 +95,8 @@ pub struct HeadArgs {
 
 #[derive(Debug, Args)]
 pub struct PingArgs {
-    /// The node, as IP:port or IP:port#NodeId (the NodeId pins the node's identity).
-    #[arg(long, value_name = "ADDR[#NODEID]")]
-    pub peer: String,
-    /// TLS key exchange to offer.
-    #[arg(long, default_value = "hybrid", value_name = "off|hybrid|pq_only")]
-    pub pq_mode: ronode_client::tls::PqMode,
+    #[command(flatten)]
+    pub node: PeerArgs,
     /// How many pings.
     #[arg(long, default_value_t = 1)]
     pub count: u32,

@@ -169,25 +169,14 @@ fn client_cmd(
     }
 }
 
-/// `ronode ping`.
+/// `ronode ping`: RTT, negotiated TLS group and the node's NodeId, `--count` times.
 fn ping(args: &cli::PingArgs) -> ExitCode {
-    let (addr, pin) = match parse_peer(&args.peer) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let opts = ronode_client::ClientOptions {
-        pq_mode: args.pq_mode,
-        pin,
-        ..Default::default()
-    };
-    let result = ronode_client::Client::connect(addr, &opts).and_then(|mut client| {
+    client_cmd(&args.node, |client| {
         for _ in 0..args.count.max(1) {
             let rtt = client.ping()?;
             println!(
-                "pong from {addr}: rtt {:.3} ms, tls {}, node_id {}",
+                "pong from {}: rtt {:.3} ms, tls {}, node_id {}",
+                args.node.peer,
                 rtt.as_secs_f64() * 1e3,
                 client.negotiated_group().unwrap_or_else(|| "?".into()),
                 client
@@ -195,15 +184,8 @@ fn ping(args: &cli::PingArgs) -> ExitCode {
                     .map_or_else(|| "?".into(), |id| id.to_string())
             );
         }
-        client.close()
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+        Ok(())
+    })
 }
 
 /// `ronode config show`: the effective configuration, or exit 2 naming what is wrong.

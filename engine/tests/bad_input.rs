@@ -64,14 +64,7 @@ fn hostile_frames_are_rejected_counted_and_isolated() {
     let dir = scratch("hostile");
     let node = start_local(&dir, &[]);
     // A well-behaved session, open across the whole test.
-    let mut good = Client::connect(
-        node.listen,
-        &ClientOptions {
-            timeout: WAIT,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut good = common::client(&node);
 
     let mut oversize = header(1_048_577, Flags::REQ).to_bytes().to_vec();
     oversize.extend_from_slice(&[0; 64]);
@@ -128,14 +121,7 @@ fn slow_handshakes_time_out_and_connections_beyond_max_conns_are_refused() {
         .env("RONODE_SESSION__MAX_CONNS", "4");
     let node = common::start_with(cmd);
     // Two shards share max_conns = 4: at most 2 sessions each.
-    let mut good = Client::connect(
-        node.listen,
-        &ClientOptions {
-            timeout: WAIT,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let mut good = common::client(&node);
 
     // Slow loris: connect and never say a TLS word.
     let loris = TcpStream::connect(node.listen).unwrap();

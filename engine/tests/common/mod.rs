@@ -190,3 +190,12 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A blocking SDK session to `node` with the harness's bounded wait.
+pub fn client(node: &Node) -> ronode_client::Client {
+    let opts = ronode_client::ClientOptions {
+        timeout: WAIT,
+        ..Default::default()
+    };
+    ronode_client::Client::connect(node.listen, &opts).expect("TLS + HELLO")
+}
