@@ -201,6 +201,23 @@ impl Inbound {
         Ok(Some(Received { frame, progress }))
     }
 
+    /// Whether the peer is in the middle of sending: part of a frame is buffered, or a request
+    /// stream it opened is not closed yet. While this holds the engine runs the read timeout.
+    pub fn mid_request(&self, buf: &BytesMut) -> bool {
+        !buf.is_empty() || self.tracker.receiving()
+    }
+
+    /// The reject for a peer that stopped mid-request for longer than the read timeout
+    /// (`slow_client`, 408): answered on the stalled request when its header has arrived.
+    pub fn stalled(&self, buf: &BytesMut, timeout_ms: u64) -> Reject {
+        let header = buf.first_chunk::<HEADER_LEN>().map(Header::parse);
+        Reject::new(
+            Reason::SlowClient,
+            header,
+            format!("no progress on a started request within {timeout_ms} ms"),
+        )
+    }
+
     /// At end of input: bytes left over mean the peer stopped inside a frame (`truncated`).
     pub fn at_eof(&self, buf: &BytesMut) -> Result<(), Reject> {
         if buf.is_empty() {

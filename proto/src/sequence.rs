@@ -188,6 +188,11 @@ impl SequenceTracker {
         self.theirs.pending.len()
     }
 
+    /// Whether a request stream from the peer is open (started, not yet ended).
+    pub fn receiving(&self) -> bool {
+        self.inbound.open.iter().any(|&(kind, _)| kind == Kind::Req)
+    }
+
     /// Requests sent and not yet fully answered.
     pub fn outstanding(&self) -> usize {
         self.ours.pending.len()

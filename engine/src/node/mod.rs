@@ -4,9 +4,12 @@
 //! then the process exits 0.
 
 mod guard;
+mod handoff;
+mod mesh;
 mod objects;
 mod session;
 mod shard;
+mod tls_conn;
 
 use crate::config::NodeConfig;
 use anyhow::{bail, Context, Result};
@@ -15,10 +18,15 @@ use ronode_admin::{AdminServer, Readiness, VersionInfo};
 use ronode_proto::identity::Identity;
 use ronode_shards::stats::StatsBoard;
 use ronode_shards::ShardId;
+use mesh::Mesh;
 use shard::{ShardCfg, ShardSeed};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Peer sessions in transit between two shards (each side's hand-offs beyond it are served where
+/// they were accepted, counted in `bus_lagged_total`).
+const HANDOFF_QUEUE: usize = 64;
 
 /// The plane names `/readyz` reports.
 const PLANE_OVERLAY: &str = "overlay";
@@ -53,6 +61,8 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
 
     let shard_cfg = ShardCfg {
         handshake_timeout: Duration::from_millis(cfg.session.handshake_timeout_ms),
+        read_timeout: Duration::from_millis(cfg.session.read_timeout_ms),
+        write_timeout: Duration::from_millis(cfg.session.write_timeout_ms),
         idle_timeout: Duration::from_millis(cfg.session.idle_timeout_ms),
         max_frame: cfg.session.max_frame,
         max_conns_per_shard: (cfg.session.max_conns as usize).div_ceil(shards as usize),
@@ -65,6 +75,7 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
     let cap_keys = cap_keys(&cfg)?;
     let ram_capacity = ram_capacity(&cfg) / u64::from(shards);
     let mut mesh = Mesh::new(shards, cfg.queues.mesh as usize);
+    let mut handoffs = Mesh::new(shards, HANDOFF_QUEUE);
     let cpus = core_ids();
     let mut listen = cfg.listen;
     let mut executors = Vec::new();
@@ -83,6 +94,8 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
             ram_capacity_bytes: ram_capacity,
             mesh_out: mesh.senders_from(ShardId(id)),
             mesh_in: mesh.receivers_to(ShardId(id)),
+            handoff_out: handoffs.senders_from(ShardId(id)),
+            handoff_in: handoffs.receivers_to(ShardId(id)),
             bound: tx,
         };
         let placement = match (cfg.pin, cpus.get(id as usize % cpus.len().max(1))) {
@@ -163,40 +176,6 @@ fn identity_for(cfg: &NodeConfig) -> Result<(Identity, Option<guard::DirLock>)> 
     Ok((identity, Some(lock)))
 }
 
-type MeshSender = glommio::channels::shared_channel::SharedSender<objects::MeshMsg>;
-type MeshReceiver = glommio::channels::shared_channel::SharedReceiver<objects::MeshMsg>;
-
-/// The bounded SPSC mesh: one channel for every ordered pair of shards, handed out as each shard
-/// starts (senders to its executor `from`, receivers to its executor `to`).
-struct Mesh {
-    senders: Vec<Vec<(ShardId, MeshSender)>>,
-    receivers: Vec<Vec<MeshReceiver>>,
-}
-
-impl Mesh {
-    fn new(shards: u16, capacity: usize) -> Mesh {
-        let n = shards as usize;
-        let mut senders: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
-        let mut receivers: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
-        for (from, out) in senders.iter_mut().enumerate() {
-            for to in (0..n).filter(|&to| to != from) {
-                let (tx, rx) = glommio::channels::shared_channel::new_bounded(capacity);
-                out.push((ShardId(to as u16), tx));
-                receivers[to].push(rx);
-            }
-        }
-        Mesh { senders, receivers }
-    }
-
-    fn senders_from(&mut self, from: ShardId) -> Vec<(ShardId, MeshSender)> {
-        std::mem::take(&mut self.senders[from.0 as usize])
-    }
-
-    fn receivers_to(&mut self, to: ShardId) -> Vec<MeshReceiver> {
-        std::mem::take(&mut self.receivers[to.0 as usize])
-    }
-}
-
 /// The objects plane's settings from the node's configuration.
 fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
     use crate::config::Policy as P;
@@ -210,6 +189,8 @@ fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
         put_policy: policy(cfg.objects.put_policy),
         get_policy: policy(cfg.objects.get_policy),
         chunk_bytes: cfg.session.chunk_bytes as usize,
+        // The shard's work queue: GETs and HEADs in progress past it are answered 503 `busy`.
+        max_reads: cfg.queues.work as usize,
         ..Default::default()
     }
 }

@@ -24,9 +24,19 @@ pub enum MeshMsg {
     Done(StoreDone),
 }
 
+/// Payload bytes queued for one session past which its GET streams are paused
+/// (`ObjectsPlane::set_session_blocked`), and below which they resume: what a session holds
+/// stays near a few frames however many GETs it has in flight and however slowly it reads.
+const OUTBOX_HIGH_BYTES: usize = 512 * 1024;
+const OUTBOX_LOW_BYTES: usize = 128 * 1024;
+
 /// A session's queue of frames to send, and the signal that wakes it.
 pub struct Outbox {
     queue: RefCell<VecDeque<Transmit>>,
+    /// Payload bytes in `queue`.
+    bytes: std::cell::Cell<usize>,
+    /// Whether the plane was told to pause this session's GET streams.
+    blocked: std::cell::Cell<bool>,
     wake_tx: LocalSender<()>,
     wake_rx: LocalReceiver<()>,
 }
@@ -36,14 +46,21 @@ impl Outbox {
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         Outbox {
             queue: RefCell::new(VecDeque::new()),
+            bytes: std::cell::Cell::new(0),
+            blocked: std::cell::Cell::new(false),
             wake_tx,
             wake_rx,
         }
     }
 
-    /// Takes the next frame to send.
-    pub fn pop(&self) -> Option<Transmit> {
-        self.queue.borrow_mut().pop_front()
+    fn pop(&self) -> Option<Transmit> {
+        let t = self.queue.borrow_mut().pop_front()?;
+        self.bytes.set(self.bytes.get() - t.payload.len());
+        Some(t)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
     }
 
     /// Waits until something is queued (returns at once if a wake-up is pending).
@@ -52,6 +69,7 @@ impl Outbox {
     }
 
     fn push(&self, t: Transmit) {
+        self.bytes.set(self.bytes.get() + t.payload.len());
         self.queue.borrow_mut().push_back(t);
         // A full signal channel means a wake-up is already pending.
         let _ = self.wake_tx.try_send(());
@@ -126,6 +144,20 @@ impl Objects {
             .set_session_max_frame(session, max_frame);
     }
 
+    /// The next frame for `session` to send. Resumes the session's GET streams once its outbox
+    /// has room again.
+    pub fn next_transmit(&self, session: SessionId, outbox: &Outbox) -> Option<Transmit> {
+        let t = outbox.pop();
+        if outbox.blocked.get() && outbox.bytes.get() <= OUTBOX_LOW_BYTES {
+            outbox.blocked.set(false);
+            self.plane
+                .borrow_mut()
+                .set_session_blocked(session, false);
+            self.drain();
+        }
+        t
+    }
+
     /// A frame of app 1 from `session`; `now_s` is unix seconds (capability expiry).
     pub fn handle_frame(&self, session: SessionId, rx: Received, now_s: u64) {
         self.plane.borrow_mut().handle_frame(session, rx, now_s);
@@ -155,7 +187,12 @@ impl Objects {
                 Some(t) => {
                     let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
                     if let Some(outbox) = outbox {
+                        let session = t.session;
                         outbox.push(t);
+                        if !outbox.blocked.get() && outbox.bytes.get() > OUTBOX_HIGH_BYTES {
+                            outbox.blocked.set(true);
+                            self.plane.borrow_mut().set_session_blocked(session, true);
+                        }
                     }
                 }
                 None => return,

@@ -1,14 +1,17 @@
 //! One client or peer session on a shard: TLS, then OAP/1 frames through the sans-IO receive
 //! pipeline (`proto::inbound`), answered in order on the same connection (one writer).
 //!
-//! The loop: take every whole frame already buffered and answer it into the write buffer, flush
-//! the write buffer with one write, then read more. Reads wait at most one shard tick, so a
-//! session notices draining and its idle timeout without a timer of its own.
+//! The loop: take every whole frame already buffered and answer it into the write buffer, add
+//! what the objects plane has for this session (a bounded batch), flush the write buffer with
+//! one write, then read more. Reads wait at most one shard tick, so a session notices draining,
+//! its idle timeout and its read timeout without a timer of its own. While the session has
+//! output queued it does not read: a peer that does not read its answers stops being served new
+//! requests, and one that stalls a write past `write_timeout` is closed.
 
 use super::objects::Outbox;
 use super::shard::{Shard, ShardCfg};
+use super::tls_conn::TlsConn;
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
 use ronode_proto::frame::{FrameEncoder, OutFrame};
@@ -19,14 +22,14 @@ use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
 use ronode_shards::limiter::TokenBucket;
 use ronode_shards::objects::SessionId;
+use ronode_shards::shard_of;
 use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-type Tls = futures_rustls::server::TlsStream<TcpStream>;
-
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Plaintext a session collects from the objects plane before it writes: large enough for a
+/// handful of 64 KiB chunks per write, small enough to bound each session's buffer.
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// How a session ended, for logs and metrics.
 #[derive(Debug)]
@@ -41,9 +44,12 @@ pub enum End {
     Drained,
     /// A socket or TLS error (the peer went away mid-frame, a reset, a failed handshake).
     Io,
+    /// A peer session given to the shard that owns its NodeId.
+    HandedOff,
 }
 
-/// Serves one accepted connection to its end.
+/// Serves one accepted connection: the TLS handshake, then the session here or, for a peer
+/// whose NodeId another shard owns, on that shard.
 pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
     let _ = stream.set_nodelay(true);
     let cfg = &shard.cfg;
@@ -54,32 +60,55 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
             .await
             .map_err(glommio::GlommioError::from)
     });
-    let tls = match handshake.await {
-        Ok(tls) => tls,
+    let (io, conn) = match handshake.await {
+        Ok(tls) => tls.into_inner(),
         Err(e) => {
             let cause = match e {
                 glommio::GlommioError::TimedOut(_) => TlsFailure::Timeout,
                 _ => TlsFailure::Protocol,
             };
             shard.stats_mut(|s| s.tls_handshake_failed(cause));
+            shard.stats_mut(|s| s.session_closed());
             return End::Io;
         }
     };
     // rustls refuses a client whose offered protocols miss ours, but not one that offers none.
-    if tls.get_ref().1.alpn_protocol() != Some(ronode_client::tls::ALPN) {
+    if conn.alpn_protocol() != Some(ronode_client::tls::ALPN) {
         shard.stats_mut(|s| s.tls_handshake_failed(TlsFailure::Alpn));
+        shard.stats_mut(|s| s.session_closed());
         return End::Io;
     }
+    let peer = ronode_client::tls::peer_node_id(&conn);
+    let mut tls = TlsConn::new(io, conn);
+    if let Some(peer) = peer {
+        let owner = shard_of(peer.as_bytes(), shard.shard_count);
+        if owner != shard.id {
+            match shard.hand_off(owner, tls) {
+                Ok(()) => {
+                    shard.stats_mut(|s| s.session_closed());
+                    return End::HandedOff;
+                }
+                // No room on the way (counted): serve it here rather than drop it.
+                Err(back) => tls = back,
+            }
+        }
+    }
+    serve_tls(tls, &shard).await
+}
+
+/// Serves a session whose TLS handshake is done (accepted here, or handed over by another
+/// shard) to its end.
+pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     let (id, outbox) = shard.objects.open_session();
-    let mut session = Session::new(tls, cfg, shard.now_ms(), id, outbox);
-    let end = session.run(&shard).await;
+    let mut session = Session::new(tls, &shard.cfg, shard.now_ms(), id, outbox);
+    let end = session.run(shard).await;
     shard.objects.close_session(id);
     shard.stats_mut(|s| s.session_closed());
     end
 }
 
 struct Session {
-    tls: Tls,
+    tls: TlsConn,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     inbound: Inbound,
@@ -91,17 +120,17 @@ struct Session {
     /// This session in the shard's objects plane, and the frames the plane has for it.
     id: SessionId,
     outbox: Rc<Outbox>,
-    /// Where a socket read lands before it joins `rbuf` (keeps reads cancellable).
-    chunk: Box<[u8]>,
+    /// Since when the peer has been mid-request without completing a frame (the read timeout).
+    stalled_since: Option<Instant>,
 }
 
 impl Session {
-    fn new(tls: Tls, cfg: &ShardCfg, now_ms: u64, id: SessionId, outbox: Rc<Outbox>) -> Session {
+    fn new(tls: TlsConn, cfg: &ShardCfg, now_ms: u64, id: SessionId, outbox: Rc<Outbox>) -> Session {
         let max_frame = cfg.max_frame;
         Session {
             tls,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
-            wbuf: Vec::with_capacity(READ_CHUNK),
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            wbuf: Vec::with_capacity(WRITE_BATCH),
             inbound: Inbound::new(Role::Acceptor, max_frame, super::shard::SERVED_APPS),
             encoder: FrameEncoder::new(max_frame),
             scratch: Vec::new(),
@@ -109,7 +138,7 @@ impl Session {
             bucket: TokenBucket::new(cfg.max_rps, cfg.burst, now_ms),
             id,
             outbox,
-            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+            stalled_since: None,
         }
     }
 
@@ -117,9 +146,11 @@ impl Session {
         let mut last_activity = Instant::now();
         loop {
             let now_ms = shard.now_ms();
+            let mut progressed = false;
             loop {
                 match self.inbound.poll(&mut self.rbuf) {
                     Ok(Some(rx)) => {
+                        progressed = true;
                         let h = rx.frame.header;
                         let kind = frame_kind(rx.frame.kind());
                         shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
@@ -143,21 +174,31 @@ impl Session {
                     Err(reject) => return self.reject(reject, shard).await,
                 }
             }
-            while let Some(t) = self.outbox.pop() {
+            if let Some(reject) = self.read_timeout(progressed, shard) {
+                return self.reject(reject, shard).await;
+            }
+            while self.wbuf.len() < WRITE_BATCH {
+                let Some(t) = shard.objects.next_transmit(self.id, &self.outbox) else {
+                    break;
+                };
                 self.send(&t.out_frame(), shard);
             }
-            if self.flush().await.is_err() {
-                return End::Io;
+            if let Err(end) = self.flush(shard).await {
+                return end;
             }
             if shard.draining() {
                 self.goaway("draining", shard);
-                let _ = self.flush().await;
+                let _ = self.flush(shard).await;
                 return End::Drained;
             }
             if last_activity.elapsed() > shard.cfg.idle_timeout {
                 self.goaway("idle", shard);
-                let _ = self.flush().await;
+                let _ = self.flush(shard).await;
                 return End::Idle;
+            }
+            if !self.outbox.is_empty() {
+                // More to send: write it before taking new requests.
+                continue;
             }
             match self.read(shard.cfg.tick).await {
                 Ok(Some(0)) => {
@@ -176,17 +217,38 @@ impl Session {
         }
     }
 
+    /// The read timeout: a peer in the middle of a request must complete a frame within
+    /// `read_timeout` of the last one (or of the moment it started), else 408 `slow_client`.
+    fn read_timeout(&mut self, progressed: bool, shard: &Shard) -> Option<Reject> {
+        if !self.inbound.mid_request(&self.rbuf) {
+            self.stalled_since = None;
+            return None;
+        }
+        match self.stalled_since {
+            Some(since) if !progressed => {
+                let timeout = shard.cfg.read_timeout;
+                (since.elapsed() > timeout)
+                    .then(|| self.inbound.stalled(&self.rbuf, timeout.as_millis() as u64))
+            }
+            _ => {
+                self.stalled_since = Some(Instant::now());
+                None
+            }
+        }
+    }
+
     /// Reads what is there, waiting at most `wait` (and no longer than until the outbox has
-    /// something): `Ok(None)` when nothing came. Safe to abandon mid-way: bytes land in `rbuf`
-    /// only once a read has completed.
+    /// something): `Ok(None)` when nothing came, `Ok(Some(0))` when the peer closed. Safe to
+    /// abandon mid-way: bytes reach rustls only once a socket read has completed.
     async fn read(&mut self, wait: Duration) -> std::io::Result<Option<usize>> {
+        let held = self.tls.take_plaintext(&mut self.rbuf)?;
+        if held > 0 {
+            return Ok(Some(held));
+        }
         let tls = &mut self.tls;
-        let chunk = &mut self.chunk;
         let outbox = self.outbox.clone();
         let read = glommio::timer::timeout(wait, async {
-            tls.read(&mut chunk[..])
-                .await
-                .map_err(glommio::GlommioError::from)
+            tls.recv().await.map_err(glommio::GlommioError::from)
         });
         let res = futures_lite::future::or(async { Some(read.await) }, async {
             outbox.wait().await;
@@ -194,24 +256,44 @@ impl Session {
         })
         .await;
         match res {
-            None => Ok(None),
+            None | Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
+            Some(Ok(0)) => Ok(Some(0)),
             Some(Ok(n)) => {
-                self.rbuf.extend_from_slice(&self.chunk[..n]);
+                let absorbed = self.tls.absorb(n, &mut self.rbuf);
+                // Alerts on failure; answers to key updates and the like on success.
+                let written = self.tls.write_pending().await;
+                absorbed?;
+                written?;
                 Ok(Some(n))
             }
-            Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
             Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes the write buffer, within `write_timeout` (a peer that does not read is closed,
+    /// counted as `slow_client`).
+    async fn flush(&mut self, shard: &Shard) -> Result<(), End> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.tls.write_all(&self.wbuf).await?;
-        self.tls.flush().await?;
-        self.wbuf.clear();
-        Ok(())
+        let tls = &mut self.tls;
+        let wbuf = &self.wbuf;
+        let write = glommio::timer::timeout(shard.cfg.write_timeout, async {
+            tls.write_all(wbuf)
+                .await
+                .map_err(glommio::GlommioError::from)
+        });
+        match write.await {
+            Ok(()) => {
+                self.wbuf.clear();
+                Ok(())
+            }
+            Err(glommio::GlommioError::TimedOut(_)) => {
+                shard.stats_mut(|s| s.rejected(Reason::SlowClient));
+                Err(End::Rejected(Reason::SlowClient))
+            }
+            Err(_) => Err(End::Io),
+        }
     }
 
     /// Encodes one frame into the write buffer and records it with the sequence tracker.
@@ -332,7 +414,7 @@ impl Session {
         if let Ok(n) = self.encoder.encode(&frame, &mut self.wbuf) {
             shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Event, n as u64));
         }
-        let _ = self.flush().await;
+        let _ = self.flush(shard).await;
         let _ = self.tls.close().await;
         End::Rejected(reject.reason)
     }

@@ -2,9 +2,13 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
+use super::handoff::{self, Handoff};
 use super::objects::{self, MeshMsg, Objects};
 use super::session;
-use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use super::tls_conn::TlsConn;
+use glommio::channels::shared_channel::{
+    ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::net::TcpListener;
 use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
@@ -29,6 +33,10 @@ pub const SERVED_APPS: ServedApps = ServedApps::of(&[
 #[derive(Debug, Clone)]
 pub struct ShardCfg {
     pub handshake_timeout: Duration,
+    /// A peer mid-request must complete a frame within this (408 `slow_client`).
+    pub read_timeout: Duration,
+    /// A write must complete within this, else the session is closed.
+    pub write_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_frame: u32,
     pub max_conns_per_shard: usize,
@@ -43,6 +51,7 @@ pub struct ShardCfg {
 /// Per-shard state, owned by the shard's executor thread.
 pub struct Shard {
     pub id: ShardId,
+    pub shard_count: u16,
     pub cfg: ShardCfg,
     pub acceptor: futures_rustls::TlsAcceptor,
     stats: RefCell<ShardStats>,
@@ -51,6 +60,8 @@ pub struct Shard {
     sessions: Cell<usize>,
     epoch: Instant,
     pub objects: Rc<Objects>,
+    /// Senders on the hand-off mesh, by shard (None for this one, or until connected).
+    handoffs: RefCell<Vec<Option<Rc<ConnectedSender<Handoff>>>>>,
     /// What has been copied into `stats` from the objects runtime's own counters.
     reported: RefCell<Reported>,
 }
@@ -74,6 +85,37 @@ impl Shard {
     /// Updates this shard's stats. Never held across an await.
     pub fn stats_mut(&self, f: impl FnOnce(&mut ShardStats)) {
         f(&mut self.stats.borrow_mut());
+    }
+
+    /// Gives a peer session to the shard that owns its NodeId. Hands the session back when it
+    /// cannot go (the channel is full or still connecting: counted in `bus_lagged_total`; or
+    /// its fd could not be duplicated), to be served here instead.
+    pub fn hand_off(&self, owner: ShardId, tls: TlsConn) -> Result<(), TlsConn> {
+        let sender = self.handoffs.borrow()[owner.0 as usize].clone();
+        let Some(sender) = sender else {
+            self.stats_mut(|s| s.bus_lagged());
+            return Err(tls);
+        };
+        let handoff = match handoff::detach(tls) {
+            Ok(h) => h,
+            Err((tls, e)) => {
+                eprintln!("shard {}: cannot hand a session to shard {owner}: {e}", self.id);
+                return Err(tls);
+            }
+        };
+        match sender.try_send(handoff) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.stats_mut(|s| s.bus_lagged());
+                match e {
+                    glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(h))
+                    | glommio::GlommioError::Closed(glommio::ResourceType::Channel(h)) => {
+                        Err(handoff::attach(h))
+                    }
+                    other => panic!("unexpected channel error: {other}"),
+                }
+            }
+        }
     }
 
     /// Publishes to the admin thread when due (never waits for it), after folding in what the
@@ -117,6 +159,9 @@ pub struct ShardSeed {
     /// Senders towards every other shard, and receivers from them (the bounded SPSC mesh).
     pub mesh_out: Vec<(ShardId, SharedSender<MeshMsg>)>,
     pub mesh_in: Vec<SharedReceiver<MeshMsg>>,
+    /// The same for peer sessions handed to the shard owning their NodeId.
+    pub handoff_out: Vec<(ShardId, SharedSender<Handoff>)>,
+    pub handoff_in: Vec<SharedReceiver<Handoff>>,
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
@@ -160,6 +205,8 @@ pub async fn run(seed: ShardSeed) {
     }
     let shard = Rc::new(Shard {
         id: seed.id,
+        shard_count: seed.shard_count,
+        handoffs: RefCell::new((0..seed.shard_count).map(|_| None).collect()),
         acceptor: futures_rustls::TlsAcceptor::from(seed.tls),
         stats: RefCell::new(ShardStats::new(seed.id)),
         board: seed.board,
@@ -170,6 +217,18 @@ pub async fn run(seed: ShardSeed) {
         reported: RefCell::new(Reported::default()),
         cfg: seed.cfg,
     });
+    for rx in seed.handoff_in {
+        let shard = shard.clone();
+        glommio::spawn_local(async move { adopt(shard, rx.connect().await).await }).detach();
+    }
+    for (to, tx) in seed.handoff_out {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let tx = Rc::new(tx.connect().await);
+            shard.handoffs.borrow_mut()[to.0 as usize] = Some(tx);
+        })
+        .detach();
+    }
     let ticker = glommio::spawn_local(tick(shard.clone()));
     accept_loop(&listener, &shard).await;
     drop(listener);
@@ -209,22 +268,47 @@ async fn accept_loop(listener: &TcpListener, shard: &Rc<Shard>) {
                 continue;
             }
         };
-        if shard.sessions.get() >= shard.cfg.max_conns_per_shard {
-            // Closed before the TLS handshake costs anything.
-            shard.stats_mut(|s| s.conn_refused());
-            drop(stream);
-            continue;
-        }
-        shard.sessions.set(shard.sessions.get() + 1);
-        shard.stats_mut(|s| s.session_opened());
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            let end = session::serve(stream, shard.clone()).await;
-            if let session::End::Rejected(reason) = end {
-                debug_assert!(reason != Reason::Internal);
-            }
-            shard.sessions.set(shard.sessions.get() - 1);
-        })
-        .detach();
+        // Closed before the TLS handshake costs anything when over `max_conns`.
+        spawn_session(shard, stream, |stream, shard| async move {
+            session::serve(stream, shard).await
+        });
     }
+}
+
+/// Peer sessions other shards hand to this one, until the channel closes.
+async fn adopt(shard: Rc<Shard>, rx: ConnectedReceiver<Handoff>) {
+    while let Some(handoff) = rx.recv().await {
+        if shard.draining() {
+            continue; // dropping it closes the connection
+        }
+        spawn_session(&shard, handoff, |handoff, shard| async move {
+            session::serve_tls(handoff::attach(handoff), &shard).await
+        });
+    }
+}
+
+/// Runs a session as a task on this shard, counted in its sessions (refused, and counted, when
+/// the shard is at `max_conns`).
+fn spawn_session<T: 'static, F>(
+    shard: &Rc<Shard>,
+    conn: T,
+    serve: impl FnOnce(T, Rc<Shard>) -> F + 'static,
+) where
+    F: std::future::Future<Output = session::End> + 'static,
+{
+    if shard.sessions.get() >= shard.cfg.max_conns_per_shard {
+        shard.stats_mut(|s| s.conn_refused());
+        return;
+    }
+    shard.sessions.set(shard.sessions.get() + 1);
+    shard.stats_mut(|s| s.session_opened());
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let end = serve(conn, shard.clone()).await;
+        if let session::End::Rejected(reason) = end {
+            debug_assert!(reason != Reason::Internal);
+        }
+        shard.sessions.set(shard.sessions.get() - 1);
+    })
+    .detach();
 }

@@ -1,0 +1,131 @@
+//! [`TlsConn`]: a TLS 1.3 server connection driven by hand over a glommio `TcpStream`.
+//!
+//! The handshake runs through `futures_rustls`; the session then takes the socket and the
+//! `rustls::ServerConnection` apart ([`TlsConn::new`]) and drives them itself, for two reasons:
+//! - a session can be handed to another shard: the parts are what crosses (the socket as a
+//!   duplicated fd, the connection state as it is, with any bytes it already read);
+//! - the receive path decrypts straight into the session's frame buffer (no intermediate copy),
+//!   and the send path turns a whole write buffer into TLS records and writes them with one
+//!   socket write.
+//!
+//! Reads are cancel-safe: glommio keeps a read in progress on the stream, not in the future, and
+//! ciphertext is handed to rustls only once a read completed.
+
+use bytes::BytesMut;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use rustls::ServerConnection;
+use std::io;
+
+/// Ciphertext asked of the socket per read: a few TLS records.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// See the module docs.
+pub struct TlsConn {
+    io: TcpStream,
+    conn: ServerConnection,
+    /// Ciphertext read from the socket.
+    rx: Box<[u8]>,
+    /// Ciphertext ready to be written.
+    tx: Vec<u8>,
+}
+
+impl TlsConn {
+    pub fn new(io: TcpStream, mut conn: ServerConnection) -> TlsConn {
+        // The session bounds what it writes (its write buffer); rustls need not bound it again.
+        conn.set_buffer_limit(None);
+        TlsConn {
+            io,
+            conn,
+            rx: vec![0; READ_CHUNK].into_boxed_slice(),
+            tx: Vec::new(),
+        }
+    }
+
+    pub fn socket(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// The socket and the TLS state, to hand the session to another shard.
+    pub fn into_parts(self) -> (TcpStream, ServerConnection) {
+        (self.io, self.conn)
+    }
+
+    /// Reads ciphertext from the socket: the byte count to hand to [`TlsConn::absorb`], 0 when
+    /// the peer closed. Cancel-safe (nothing is consumed until a read completes).
+    pub async fn recv(&mut self) -> io::Result<usize> {
+        self.io.read(&mut self.rx).await
+    }
+
+    /// Decrypts the `n` bytes [`TlsConn::recv`] read and appends the plaintext to `out`; how
+    /// many plaintext bytes that was. On a TLS error rustls has queued an alert: send it with
+    /// [`TlsConn::write_pending`] before closing.
+    pub fn absorb(&mut self, n: usize, out: &mut BytesMut) -> io::Result<usize> {
+        let mut ciphertext = &self.rx[..n];
+        let mut got = 0;
+        while !ciphertext.is_empty() {
+            self.conn.read_tls(&mut ciphertext)?;
+            got += move_plaintext(&mut self.conn, out)?;
+        }
+        Ok(got)
+    }
+
+    /// Moves the plaintext rustls holds into `out`, growing it by exactly that much (bytes a
+    /// handshake or a hand-off left behind are taken this way too).
+    pub fn take_plaintext(&mut self, out: &mut BytesMut) -> io::Result<usize> {
+        move_plaintext(&mut self.conn, out)
+    }
+
+    /// Encrypts `plaintext` and writes it, with whatever else rustls has to send, in as few
+    /// socket writes as the kernel allows.
+    pub async fn write_all(&mut self, plaintext: &[u8]) -> io::Result<()> {
+        io::Write::write_all(&mut self.conn.writer(), plaintext)?;
+        self.write_pending().await
+    }
+
+    /// Writes every TLS record rustls has queued (answers to key updates, alerts).
+    pub async fn write_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            self.tx.clear();
+            self.conn.write_tls(&mut self.tx)?;
+            self.io.write_all(&self.tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify and flushes it.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.write_pending().await?;
+        self.io.flush().await
+    }
+}
+
+/// See [`TlsConn::take_plaintext`].
+fn move_plaintext(conn: &mut ServerConnection, out: &mut BytesMut) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let avail = conn
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            .plaintext_bytes_to_read();
+        if avail == 0 {
+            return Ok(total);
+        }
+        let start = out.len();
+        out.resize(start + avail, 0);
+        let n = match io::Read::read(&mut conn.reader(), &mut out[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        };
+        out.truncate(start + n);
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
