@@ -3,25 +3,12 @@
 
 mod common;
 
-use common::{eventually, metric_sum, scratch, start_local, Node, WAIT};
-use ronode_client::tls::{client_config, PqMode};
+use common::{eventually, metric_sum, raw_session, scratch, start_local, Node, WAIT};
 use ronode_client::{Client, ClientOptions};
-use ronode_proto::frame::Header;
+use ronode_proto::frame::{FrameDecoder, Header};
 use ronode_proto::Flags;
-use rustls::pki_types::ServerName;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-
-/// A TLS session that has done no HELLO: raw bytes go straight to the node's frame decoder.
-fn raw_session(node: &Node) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let config = client_config(PqMode::Hybrid, None, None).unwrap();
-    let name = ServerName::IpAddress(node.listen.ip().into());
-    let conn = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
-    let tcp = TcpStream::connect(node.listen).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
-}
 
 /// Sends `bytes` and reads until the node closes; returns what the node sent back.
 fn send_and_drain(node: &Node, bytes: &[u8]) -> Vec<u8> {
@@ -196,6 +183,44 @@ fn flooding_past_max_rps_gets_429_with_retry_after_while_others_are_served() {
     eventually("quota rejections are counted", || {
         metric_sum(node.admin, "rejected_total{reason=\"quota\"") >= 1.0
     });
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_request_stalled_past_the_read_timeout_gets_408_slow_client() {
+    let dir = scratch("slow");
+    let mut cmd = common::local_command(&dir, &[]);
+    cmd.env("RONODE_SESSION__READ_TIMEOUT_MS", "1000");
+    let node = common::start_with(cmd);
+    let mut good = common::client(&node);
+    // HELLO, then a PING request whose header announces 100 payload bytes of which 10 come.
+    let stalled = Header {
+        corr_id: 2,
+        ..header(38 + 100, Flags::REQ)
+    };
+    let mut bytes = stalled.to_bytes().to_vec();
+    bytes.extend_from_slice(&[b' '; 10]);
+    let back = send_and_drain(&node, &hello_then(&bytes));
+    // The HELLO reply, then the stalled request answered 408 before the node closes.
+    let mut buf = bytes::BytesMut::from(&back[..]);
+    let mut decoder = FrameDecoder::new(1 << 20);
+    let mut frames = Vec::new();
+    while let Ok(Some(f)) = decoder.decode(&mut buf) {
+        frames.push(f);
+    }
+    let last = frames.last().expect("the node answered before closing");
+    assert_eq!(
+        (last.header.corr_id, last.header.code),
+        (2, 408),
+        "the stalled request is answered 408"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(body["reason"], "slow_client", "{body}");
+    eventually("slow_client is counted", || {
+        rejected(&node, "slow_client") >= 1.0
+    });
+    good.ping().expect("the good session is served throughout");
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }

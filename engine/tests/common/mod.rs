@@ -199,3 +199,14 @@ pub fn client(node: &Node) -> ronode_client::Client {
     };
     ronode_client::Client::connect(node.listen, &opts).expect("TLS + HELLO")
 }
+
+/// A TLS session that has done no HELLO: raw bytes go straight to the node's frame decoder.
+pub fn raw_session(node: &Node) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use ronode_client::tls::{client_config, PqMode};
+    let config = client_config(PqMode::Hybrid, None, None).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(node.listen.ip().into());
+    let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&config), name).unwrap();
+    let tcp = TcpStream::connect(node.listen).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
