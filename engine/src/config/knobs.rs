@@ -203,7 +203,8 @@ pub const KNOBS: &[Knob] = &[
         key: "session.read_timeout_ms",
         kind: int(1_000, 60_000, Unit::Millis),
         default: DefaultValue::Int(5_000),
-        doc: "A started request must arrive whole within this, else 408 `slow_client`.",
+        doc: "A peer mid-request must complete each frame within this of the last, else 408 \
+              `slow_client`.",
         bound: "",
     },
     Knob {
@@ -342,7 +343,7 @@ pub const KNOBS: &[Knob] = &[
         key: "queues.work",
         kind: int(256, 2048, Unit::Count),
         default: DefaultValue::Int(512),
-        doc: "Requests a shard queues before answering 503 `busy`.",
+        doc: "GETs and HEADs a shard has in progress before it answers more 503 `busy`.",
         bound: "the svc-dht seed's queue_cap.work: 256 to 2048",
     },
     Knob {
