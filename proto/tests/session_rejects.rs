@@ -319,3 +319,47 @@ fn too_many_unanswered_requests_is_quota() {
         Err(Reason::Quota)
     );
 }
+
+#[test]
+fn mid_request_covers_partial_frames_and_open_request_streams() {
+    let mut p = Peer::greeted();
+    assert!(!p.node.mid_request(&p.buf), "between requests");
+    let mut put = Vec::new();
+    ObjectRequest::Put(Put {
+        addr: ObjectAddr::of(b"abcdef"),
+        size: 6,
+    })
+    .encode(&mut put);
+    let start = OutFrame {
+        flags: Flags::REQ | Flags::START,
+        ..OutFrame::request(APP_OBJECTS, 2, &put)
+    };
+    assert_eq!(p.send(&start), Ok(Progress::Opened));
+    assert!(p.node.mid_request(&p.buf), "a request stream is open");
+    // No header yet: the farewell is a GOAWAY naming the label.
+    let stalled = p.node.stalled(&p.buf, 5_000);
+    assert_eq!(stalled.reason, Reason::SlowClient);
+    assert!(matches!(stalled.farewell(0), Farewell::GoAway(g) if g.reason == "slow_client"));
+
+    // Part of the next frame: the farewell answers that request with 408.
+    let end = OutFrame {
+        flags: Flags::REQ | Flags::END,
+        ..OutFrame::request(APP_OBJECTS, 2, b"abcdef")
+    };
+    let mut bytes = BytesMut::new();
+    p.enc.encode(&end, &mut bytes).unwrap();
+    p.buf.extend_from_slice(&bytes[..40]);
+    assert!(
+        matches!(p.node.poll(&mut p.buf), Ok(None)),
+        "the frame is not whole yet"
+    );
+    match p.node.stalled(&p.buf, 5_000).farewell(0) {
+        Farewell::Respond { corr_id, body, .. } => {
+            assert_eq!((corr_id, body.code), (2, 408));
+        }
+        other => panic!("expected a 408 answer, got {other:?}"),
+    }
+    p.buf.extend_from_slice(&bytes[40..]);
+    assert_eq!(p.poll(), Ok(Progress::Closed));
+    assert!(!p.node.mid_request(&p.buf), "the upload arrived whole");
+}

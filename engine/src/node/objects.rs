@@ -150,9 +150,7 @@ impl Objects {
         let t = outbox.pop();
         if outbox.blocked.get() && outbox.bytes.get() <= OUTBOX_LOW_BYTES {
             outbox.blocked.set(false);
-            self.plane
-                .borrow_mut()
-                .set_session_blocked(session, false);
+            self.plane.borrow_mut().set_session_blocked(session, false);
             self.drain();
         }
         t

@@ -125,7 +125,13 @@ struct Session {
 }
 
 impl Session {
-    fn new(tls: TlsConn, cfg: &ShardCfg, now_ms: u64, id: SessionId, outbox: Rc<Outbox>) -> Session {
+    fn new(
+        tls: TlsConn,
+        cfg: &ShardCfg,
+        now_ms: u64,
+        id: SessionId,
+        outbox: Rc<Outbox>,
+    ) -> Session {
         let max_frame = cfg.max_frame;
         Session {
             tls,

@@ -99,7 +99,10 @@ impl Shard {
         let handoff = match handoff::detach(tls) {
             Ok(h) => h,
             Err((tls, e)) => {
-                eprintln!("shard {}: cannot hand a session to shard {owner}: {e}", self.id);
+                eprintln!(
+                    "shard {}: cannot hand a session to shard {owner}: {e}",
+                    self.id
+                );
                 return Err(tls);
             }
         };
