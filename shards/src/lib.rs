@@ -11,7 +11,9 @@
 
 pub mod limiter;
 pub mod objects;
+pub mod peers;
 pub mod placement;
+pub mod rng;
 pub mod stats;
 
 pub use placement::{shard_of, ShardId};
