@@ -4,14 +4,16 @@
 
 mod common;
 
-use common::{eventually, metric_sum, raw_session, scratch, Node, WAIT};
+use common::{eventually, metric, metric_sum, raw_session, scratch, Node, WAIT};
 use ronode_client::{Client, ClientError, ClientOptions};
 use ronode_proto::control::{Control, Hello, APP_CONTROL};
-use ronode_proto::frame::{FrameEncoder, OutFrame};
+use ronode_proto::frame::{FrameDecoder, FrameEncoder, OutFrame};
+use ronode_proto::identity::{Identity, IdentitySeeds};
 use ronode_proto::msg::objects::{Get, ObjectRequest};
 use ronode_proto::msg::APP_OBJECTS;
 use ronode_proto::ObjectAddr;
-use std::io::Write;
+use ronode_shards::{shard_of, ShardId};
+use std::io::{Read, Write};
 use std::process::Command;
 
 fn mint(dir: &std::path::Path, scope: &str) -> Vec<u8> {
@@ -106,6 +108,95 @@ fn a_full_work_queue_gets_503_busy_while_others_are_served() {
         served.is_some()
     });
     assert_eq!(served.unwrap(), body);
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A node identity from a fixed seed, for a test peer.
+fn identity(seed: u8) -> Identity {
+    Identity::from_seeds(&IdentitySeeds {
+        ed25519: [seed; 32],
+        ml_dsa: [seed; 32],
+    })
+}
+
+/// A session presenting `identity`'s node certificate, after HELLO and one PING answered.
+fn peer_session(
+    node: &Node,
+    identity: &Identity,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use ronode_client::tls::{client_config, PqMode};
+    let (cert, key) = ronode_proto::cert::node_certificate(identity).unwrap();
+    let config = client_config(PqMode::Hybrid, None, Some((&cert, &key))).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(node.listen.ip().into());
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let tcp = std::net::TcpStream::connect(node.listen).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut enc = FrameEncoder::new(1 << 20);
+    let mut out = Vec::new();
+    let hello = Control::Hello(Hello {
+        ua: Some("peer".into()),
+        max_frame: None,
+    })
+    .to_vec();
+    enc.encode(&OutFrame::request(APP_CONTROL, 1, &hello), &mut out)
+        .unwrap();
+    let ping = Control::Ping(7).to_vec();
+    enc.encode(&OutFrame::request(APP_CONTROL, 2, &ping), &mut out)
+        .unwrap();
+    s.write_all(&out).unwrap();
+    s.flush().unwrap();
+    // Both answers, the PONG last, on whichever shard serves the session now.
+    let mut dec = FrameDecoder::new(1 << 20);
+    let mut buf = bytes::BytesMut::new();
+    let mut answered = 0;
+    while answered < 2 {
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("the node answers the peer");
+        assert!(n > 0, "the node closed a peer session");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            assert_eq!(f.header.code, 200);
+            answered += 1;
+            if f.header.corr_id == 2 {
+                assert_eq!(Control::parse(&f.payload), Ok(Control::Pong(7)));
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn peer_sessions_are_handed_to_the_shard_that_owns_their_node_id() {
+    let dir = scratch("handoff");
+    let node = common::start_local(&dir, &[]);
+    // One test peer owned by each of the node's two shards (fixed seeds: the same every run).
+    let mut by_shard: [Option<Identity>; 2] = [None, None];
+    for seed in 1u8.. {
+        let id = identity(seed);
+        let shard = shard_of(id.node_id().as_bytes(), 2);
+        by_shard[shard.0 as usize].get_or_insert(id);
+        if by_shard.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    // Four sessions for each: the kernel spreads the connections over both listeners, and each
+    // session must end up counted on its owner's shard, served there.
+    let mut sessions = Vec::new();
+    for id in by_shard.iter().flatten() {
+        for _ in 0..4 {
+            sessions.push(peer_session(&node, id));
+        }
+    }
+    for shard in [ShardId(0), ShardId(1)] {
+        let sample = format!("overlay_sessions_active{{shard=\"{}\"}}", shard.0);
+        eventually(
+            &format!("{sample} counts the 4 peer sessions it owns"),
+            || metric(node.admin, &sample) == 4.0,
+        );
+    }
+    drop(sessions);
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }
