@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 pub struct Handoff {
     pub socket: std::net::TcpStream,
     /// The TLS state, with any bytes already read; the peer's NodeId is in its certificate.
-    pub conn: ServerConnection,
+    pub conn: Box<ServerConnection>,
 }
 
 /// Takes a session apart for another shard (hands it back when its fd cannot be

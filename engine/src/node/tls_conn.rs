@@ -23,7 +23,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// See the module docs.
 pub struct TlsConn {
     io: TcpStream,
-    conn: ServerConnection,
+    /// Boxed: a session moves as a value (between tasks and shards), the state is a kilobyte.
+    conn: Box<ServerConnection>,
     /// Ciphertext read from the socket.
     rx: Box<[u8]>,
     /// Ciphertext ready to be written.
@@ -31,7 +32,7 @@ pub struct TlsConn {
 }
 
 impl TlsConn {
-    pub fn new(io: TcpStream, mut conn: ServerConnection) -> TlsConn {
+    pub fn new(io: TcpStream, mut conn: Box<ServerConnection>) -> TlsConn {
         // The session bounds what it writes (its write buffer); rustls need not bound it again.
         conn.set_buffer_limit(None);
         TlsConn {
@@ -47,7 +48,7 @@ impl TlsConn {
     }
 
     /// The socket and the TLS state, to hand the session to another shard.
-    pub fn into_parts(self) -> (TcpStream, ServerConnection) {
+    pub fn into_parts(self) -> (TcpStream, Box<ServerConnection>) {
         (self.io, self.conn)
     }
 
