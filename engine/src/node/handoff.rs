@@ -22,16 +22,22 @@ pub struct Handoff {
     pub conn: Box<ServerConnection>,
 }
 
-/// Takes a session apart for another shard (hands it back when its fd cannot be
-/// duplicated).
-pub fn detach(tls: TlsConn) -> Result<Handoff, (TlsConn, io::Error)> {
+/// What [`detach`] made of a session.
+pub enum Detached {
+    Ready(Handoff),
+    /// Its fd could not be duplicated: the session, intact, and why.
+    Kept(TlsConn, io::Error),
+}
+
+/// Takes a session apart for another shard.
+pub fn detach(tls: TlsConn) -> Detached {
     let fd = match duplicate(tls.socket()) {
         Ok(fd) => fd,
-        Err(e) => return Err((tls, e)),
+        Err(e) => return Detached::Kept(tls, e),
     };
     let (io, conn) = tls.into_parts();
     drop(io);
-    Ok(Handoff {
+    Detached::Ready(Handoff {
         socket: std::net::TcpStream::from(fd),
         conn,
     })

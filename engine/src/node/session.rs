@@ -84,12 +84,12 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
         let owner = shard_of(peer.as_bytes(), shard.shard_count);
         if owner != shard.id {
             match shard.hand_off(owner, tls) {
-                Ok(()) => {
+                None => {
                     shard.stats_mut(|s| s.session_closed());
                     return End::HandedOff;
                 }
                 // No room on the way (counted): serve it here rather than drop it.
-                Err(back) => tls = back,
+                Some(back) => tls = back,
             }
         }
     }

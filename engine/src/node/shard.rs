@@ -90,30 +90,27 @@ impl Shard {
     /// Gives a peer session to the shard that owns its NodeId. Hands the session back when it
     /// cannot go (the channel is full or still connecting: counted in `bus_lagged_total`; or
     /// its fd could not be duplicated), to be served here instead.
-    pub fn hand_off(&self, owner: ShardId, tls: TlsConn) -> Result<(), TlsConn> {
+    pub fn hand_off(&self, owner: ShardId, tls: TlsConn) -> Option<TlsConn> {
         let sender = self.handoffs.borrow()[owner.0 as usize].clone();
         let Some(sender) = sender else {
             self.stats_mut(|s| s.bus_lagged());
-            return Err(tls);
+            return Some(tls);
         };
         let handoff = match handoff::detach(tls) {
-            Ok(h) => h,
-            Err((tls, e)) => {
-                eprintln!(
-                    "shard {}: cannot hand a session to shard {owner}: {e}",
-                    self.id
-                );
-                return Err(tls);
+            handoff::Detached::Ready(h) => h,
+            handoff::Detached::Kept(tls, e) => {
+                eprintln!("shard {}: cannot hand a session to shard {owner}: {e}", self.id);
+                return Some(tls);
             }
         };
         match sender.try_send(handoff) {
-            Ok(()) => Ok(()),
+            Ok(()) => None,
             Err(e) => {
                 self.stats_mut(|s| s.bus_lagged());
                 match e {
                     glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(h))
                     | glommio::GlommioError::Closed(glommio::ResourceType::Channel(h)) => {
-                        Err(handoff::attach(h))
+                        Some(handoff::attach(h))
                     }
                     other => panic!("unexpected channel error: {other}"),
                 }
