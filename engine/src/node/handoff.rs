@@ -3,14 +3,14 @@
 //! A connection lands on whichever shard's SO_REUSEPORT listener the kernel picked. Once the TLS
 //! handshake has shown a node certificate, the session belongs to `shard_of(NodeId)`: the
 //! accepting shard takes the session apart ([`detach`]: a duplicate of the socket's fd plus the
-//! `rustls::ServerConnection`, which is `Send` and keeps any bytes already read) and sends it
+//! rustls connection, which is `Send` and keeps any bytes already read) and sends it
 //! over the hand-off mesh; the owner shard rebuilds it ([`attach`]) and serves it. The accepting
 //! shard's own stream closes its fd when dropped, which does not shut the connection down.
 //! Client sessions (no certificate) stay where they were accepted.
 
 use super::tls_conn::TlsConn;
 use glommio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::Connection;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 pub struct Handoff {
     pub socket: std::net::TcpStream,
     /// The TLS state, with any bytes already read; the peer's NodeId is in its certificate.
-    pub conn: Box<ServerConnection>,
+    pub conn: Box<Connection>,
 }
 
 /// What [`detach`] made of a session.

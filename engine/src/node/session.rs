@@ -79,7 +79,7 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
         return End::Io;
     }
     let peer = ronode_client::tls::peer_node_id(&conn);
-    let mut tls = TlsConn::new(io, Box::new(conn));
+    let mut tls = TlsConn::new(io, Box::new(conn.into()));
     if let Some(peer) = peer {
         let owner = shard_of(peer.as_bytes(), shard.shard_count);
         if owner != shard.id {

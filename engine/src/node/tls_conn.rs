@@ -1,9 +1,10 @@
-//! [`TlsConn`]: a TLS 1.3 server connection driven by hand over a glommio `TcpStream`.
+//! [`TlsConn`]: a TLS 1.3 connection (a session accepted, or a peer dialled) driven by hand over
+//! a glommio `TcpStream`.
 //!
 //! The handshake runs through `futures_rustls`; the session then takes the socket and the
-//! `rustls::ServerConnection` apart ([`TlsConn::new`]) and drives them itself, for two reasons:
+//! rustls connection apart ([`TlsConn::new`]) and drives them itself, for two reasons:
 //! - a session can be handed to another shard: the parts are what crosses (the socket as a
-//!   duplicated fd, the connection state as it is, with any bytes it already read);
+//!   duplicated fd, the connection state (`Send`) as it is, with any bytes it already read);
 //! - the receive path decrypts straight into the session's frame buffer (no intermediate copy),
 //!   and the send path turns a whole write buffer into TLS records and writes them with one
 //!   socket write.
@@ -14,7 +15,7 @@
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::Connection;
 use std::io;
 
 /// Ciphertext asked of the socket per read: a few TLS records.
@@ -24,7 +25,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct TlsConn {
     io: TcpStream,
     /// Boxed: a session moves as a value (between tasks and shards), the state is a kilobyte.
-    conn: Box<ServerConnection>,
+    conn: Box<Connection>,
     /// Ciphertext read from the socket.
     rx: Box<[u8]>,
     /// Ciphertext ready to be written.
@@ -32,7 +33,7 @@ pub struct TlsConn {
 }
 
 impl TlsConn {
-    pub fn new(io: TcpStream, mut conn: Box<ServerConnection>) -> TlsConn {
+    pub fn new(io: TcpStream, mut conn: Box<Connection>) -> TlsConn {
         // The session bounds what it writes (its write buffer); rustls need not bound it again.
         conn.set_buffer_limit(None);
         TlsConn {
@@ -47,8 +48,13 @@ impl TlsConn {
         &self.io
     }
 
+    /// The TLS state: the peer's certificate, the negotiated group and protocol.
+    pub fn state(&self) -> &rustls::CommonState {
+        &self.conn
+    }
+
     /// The socket and the TLS state, to hand the session to another shard.
-    pub fn into_parts(self) -> (TcpStream, Box<ServerConnection>) {
+    pub fn into_parts(self) -> (TcpStream, Box<Connection>) {
         (self.io, self.conn)
     }
 
@@ -103,7 +109,7 @@ impl TlsConn {
 }
 
 /// See [`TlsConn::take_plaintext`].
-fn move_plaintext(conn: &mut ServerConnection, out: &mut BytesMut) -> io::Result<usize> {
+fn move_plaintext(conn: &mut Connection, out: &mut BytesMut) -> io::Result<usize> {
     let mut total = 0;
     loop {
         let avail = conn
