@@ -236,10 +236,7 @@ impl Client {
     /// hash to `addr` are [`ClientError::BadDigest`].
     pub fn get(&mut self, addr: &ObjectAddr) -> Result<Vec<u8>, ClientError> {
         self.run(|c| {
-            let corr_id = c.object_request(&ObjectRequest::Get(Get {
-                addr: *addr,
-                range: None,
-            }))?;
+            let corr_id = c.object_request(&ObjectRequest::Get(Get::whole(*addr)))?;
             let body = c.read_body(corr_id, STATUS_OK)?;
             let actual = ObjectAddr::of(&body);
             if actual != *addr {
@@ -270,6 +267,7 @@ impl Client {
             let corr_id = c.object_request(&ObjectRequest::Get(Get {
                 addr: *addr,
                 range: Some(ByteRange { start, end }),
+                hops: 0,
             }))?;
             let body = c.read_body(corr_id, STATUS_PARTIAL)?;
             if body.len() as u64 > end - start {

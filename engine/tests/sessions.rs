@@ -51,7 +51,7 @@ fn hello_and_gets(addr: ObjectAddr, count: u64) -> Vec<u8> {
     enc.encode(&OutFrame::request(APP_CONTROL, 1, &hello), &mut out)
         .unwrap();
     let mut get = Vec::new();
-    ObjectRequest::Get(Get { addr, range: None }).encode(&mut get);
+    ObjectRequest::Get(Get::whole(addr)).encode(&mut get);
     for corr_id in 2..2 + count {
         enc.encode(&OutFrame::request(APP_OBJECTS, corr_id, &get), &mut out)
             .unwrap();

@@ -245,6 +245,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         &ObjectRequest::Get(Get {
             addr,
             range: Some(ByteRange { start: 1, end: 99 }),
+            hops: 1,
         }),
         ObjectRequest::encode,
     );
@@ -391,10 +392,11 @@ fn error_body_seeds() -> Vec<Vec<u8>> {
 fn objects_seeds() -> Vec<Vec<u8>> {
     let addr = ObjectAddr::of(b"hello world");
     let reqs = [
-        ObjectRequest::Get(Get { addr, range: None }),
+        ObjectRequest::Get(Get::whole(addr)),
         ObjectRequest::Get(Get {
             addr,
             range: Some(ByteRange { start: 0, end: 1 }),
+            hops: 0,
         }),
         ObjectRequest::Get(Get {
             addr,
@@ -402,6 +404,7 @@ fn objects_seeds() -> Vec<Vec<u8>> {
                 start: u64::MAX - 1,
                 end: u64::MAX,
             }),
+            hops: 0,
         }),
         ObjectRequest::Head(Head { addr }),
         ObjectRequest::Put(Put { addr, size: 11 }),

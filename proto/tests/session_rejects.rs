@@ -66,7 +66,7 @@ impl Peer {
 
 fn get(addr: ObjectAddr) -> Vec<u8> {
     let mut v = Vec::new();
-    ObjectRequest::Get(Get { addr, range: None }).encode(&mut v);
+    ObjectRequest::Get(Get::whole(addr)).encode(&mut v);
     v
 }
 

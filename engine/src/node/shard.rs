@@ -99,7 +99,10 @@ impl Shard {
         let handoff = match handoff::detach(tls) {
             handoff::Detached::Ready(h) => h,
             handoff::Detached::Kept(tls, e) => {
-                eprintln!("shard {}: cannot hand a session to shard {owner}: {e}", self.id);
+                eprintln!(
+                    "shard {}: cannot hand a session to shard {owner}: {e}",
+                    self.id
+                );
                 return Some(tls);
             }
         };

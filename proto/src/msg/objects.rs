@@ -33,8 +33,10 @@ pub enum ObjectRequest {
     Put(Put),
 }
 
-/// GET: `{"addr": bstr32, "range"?: ByteRange}`. Answered by the raw bytes, code 200, or code
-/// 206 with the bytes of the range when `range` is present.
+/// GET: `{"addr": bstr32, "range"?: ByteRange, "hops"?: u8}`. Answered by the raw bytes, code
+/// 200, or code 206 with the bytes of the range when `range` is present. `hops` counts the nodes
+/// the request went through fetching on a miss (absent: 0, a client's request); a node fetches
+/// from its peers only while it is below `MAX_FETCH_HOPS`, and sends `hops + 1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Get {
@@ -42,6 +44,26 @@ pub struct Get {
     pub addr: ObjectAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<ByteRange>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hops: u8,
+}
+
+/// A GET that has travelled this many hops is answered from the node's own store only.
+pub const MAX_FETCH_HOPS: u8 = 3;
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+impl Get {
+    /// A client's GET of the whole object.
+    pub fn whole(addr: ObjectAddr) -> Get {
+        Get {
+            addr,
+            range: None,
+            hops: 0,
+        }
+    }
 }
 
 /// A byte range `{"start": u64, "end": u64}`: offsets `start..end` of the object, `end`
@@ -156,16 +178,14 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        req_rt(ObjectRequest::Get(Get {
-            addr: addr(),
-            range: None,
-        }));
+        req_rt(ObjectRequest::Get(Get::whole(addr())));
         req_rt(ObjectRequest::Get(Get {
             addr: addr(),
             range: Some(ByteRange {
                 start: 10,
                 end: u64::MAX,
             }),
+            hops: 2,
         }));
         req_rt(ObjectRequest::Head(Head { addr: addr() }));
         req_rt(ObjectRequest::Put(Put {
@@ -210,6 +230,7 @@ mod tests {
         let get = |range| Get {
             addr: addr(),
             range,
+            hops: 0,
         };
         assert_eq!(get(None).status(), 200);
         let r = ByteRange { start: 2, end: 5 };

@@ -434,7 +434,7 @@ fn objects(m: &mut BTreeMap<&'static str, String>) {
         bytes
     };
 
-    let get = req(&ObjectRequest::Get(Get { addr, range: None }));
+    let get = req(&ObjectRequest::Get(Get::whole(addr)));
     m.insert(
         "objects_get",
         frame_cbor(&encode(&OutFrame::request(APP_OBJECTS, 1, &get))),
@@ -452,6 +452,7 @@ fn objects(m: &mut BTreeMap<&'static str, String>) {
     let range = Get {
         addr,
         range: Some(ByteRange { start: 6, end: 100 }),
+        hops: 0,
     };
     let served = range.range.unwrap().clamp(11);
     assert_eq!((served.start, served.end, range.status()), (6, 11, 206));

@@ -62,7 +62,7 @@ fn get_body_frames_are_slices_of_the_stored_object() {
     let addr = ObjectAddr::of(&data);
     let stored = n.store.read(&addr, 0..u64::MAX).unwrap().bytes;
     n.auto_pump = false;
-    n.request(S1, 2, ObjectRequest::Get(Get { addr, range: None }), &[]);
+    n.request(S1, 2, ObjectRequest::Get(Get::whole(addr)), &[]);
     n.run_ops();
     let first = n.plane.poll_transmit().unwrap();
     assert_eq!(first.payload.as_ptr(), stored.as_ptr());

@@ -72,10 +72,7 @@ fn an_object_evicted_while_streaming_is_still_served_whole() {
     n.request(
         S1,
         2,
-        ObjectRequest::Get(Get {
-            addr: ObjectAddr::of(&a),
-            range: None,
-        }),
+        ObjectRequest::Get(Get::whole(ObjectAddr::of(&a))),
         &[],
     );
     for _ in 0..3 {
@@ -233,10 +230,7 @@ fn a_blocked_session_waits_while_others_are_served() {
     n.request(
         S1,
         2,
-        ObjectRequest::Get(Get {
-            addr: ObjectAddr::of(&data),
-            range: None,
-        }),
+        ObjectRequest::Get(Get::whole(ObjectAddr::of(&data))),
         &[],
     );
     assert!(!n.answered(S1, 2));
@@ -409,10 +403,7 @@ fn a_store_that_cannot_queue_answers_busy() {
     n.request(
         S1,
         1,
-        ObjectRequest::Get(Get {
-            addr: ObjectAddr::of(b"x"),
-            range: None,
-        }),
+        ObjectRequest::Get(Get::whole(ObjectAddr::of(b"x"))),
         &[],
     );
     n.request(

@@ -412,7 +412,16 @@ impl Node {
         cap: &[u8],
     ) -> Resp {
         let range = range.map(|(start, end)| ByteRange { start, end });
-        self.request(s, corr_id, ObjectRequest::Get(Get { addr, range }), cap);
+        self.request(
+            s,
+            corr_id,
+            ObjectRequest::Get(Get {
+                addr,
+                range,
+                hops: 0,
+            }),
+            cap,
+        );
         self.take(s, corr_id)
     }
 
