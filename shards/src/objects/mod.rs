@@ -117,6 +117,7 @@
 
 mod config;
 mod counters;
+pub mod fetch;
 mod get;
 mod plane;
 mod put;
@@ -137,6 +138,7 @@ pub use config::{
     DEFAULT_PUT_TIMEOUT_S, DEFAULT_RETRY_AFTER_MS, MAX_CAP_KEYS,
 };
 pub use counters::ObjectsCounters;
+pub use fetch::{FetchConfig, Fetcher};
 pub use plane::ObjectsPlane;
 pub use ram::{RamStats, RamStore};
 pub use store::{Begun, Committed, ObjectStore, ReadChunk, StoreDone, StoreError, StoreOp};

@@ -288,11 +288,11 @@ impl ObjectsPlane {
                         self.ready.push_back(key);
                     } else {
                         let range = stream.read_range();
-                        self.issue_read(key, range);
+                        self.issue_read(key, range, None);
                     }
                     return Some(t);
                 }
-                Next::Read(range) => self.issue_read(key, range),
+                Next::Read(range) => self.issue_read(key, range, None),
             }
         }
         None
@@ -387,7 +387,7 @@ impl ObjectsPlane {
         let requested = get.range.map_or(0..u64::MAX, |r| r.start..r.end);
         let stream = GetStream::new(to, get.addr, get.status(), requested.clone());
         self.gets.insert(key, stream);
-        self.issue_read(key, requested);
+        self.issue_read(key, requested, Some(get.hops));
     }
 
     fn start_head(&mut self, to: ReplyTo, frame: &Frame, head: Head, now: u64) {
@@ -668,7 +668,9 @@ impl ObjectsPlane {
         self.config.chunk_for(max_frame)
     }
 
-    fn issue_read(&mut self, key: StreamKey, range: std::ops::Range<u64>) {
+    /// Asks the store for `range` of the stream's object; `fetch` is the GET's `hops` on its
+    /// first read (a miss may be fetched from peers), `None` after.
+    fn issue_read(&mut self, key: StreamKey, range: std::ops::Range<u64>, fetch: Option<u8>) {
         let min_len = self.frame_len(key.0) as u64;
         let op = self.next_id();
         let stream = self.gets.get_mut(&key).expect("a live stream");
@@ -679,6 +681,7 @@ impl ObjectsPlane {
             addr: stream.addr,
             range,
             min_len,
+            fetch,
         });
     }
 

@@ -111,11 +111,16 @@ pub enum StoreOp {
     /// its read window this way; the plane asks again for the rest). A RAM store answers all of it
     /// as a slice of the stored `Bytes`, without copying. A store that has not verified the
     /// object since it started hashes it first and answers `Corrupt` on a mismatch.
+    ///
+    /// `fetch` is `Some(hops)` on the first read of a GET, where `hops` is the GET's: a store that
+    /// misses may then fetch the object from peers (PROTOCOL.md section 6.1.1) and answer from
+    /// what it fetched. Later reads of the same GET carry `None`.
     Read {
         op: OpId,
         addr: ObjectAddr,
         range: Range<u64>,
         min_len: u64,
+        fetch: Option<u8>,
     },
     /// Announces an upload of `size` bytes for `addr`: `Duplicate` when the store holds it,
     /// otherwise room is reserved (`New`) or refused (`TooLarge`, `Full`). A RAM store evicts
