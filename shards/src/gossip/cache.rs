@@ -40,7 +40,10 @@ impl SeenCache {
         }
         self.order.push_back(id);
         if self.order.len() > self.cap {
-            let old = self.order.pop_front().expect("over the bound, so not empty");
+            let old = self
+                .order
+                .pop_front()
+                .expect("over the bound, so not empty");
             self.ids.remove(&old);
         }
         true
@@ -66,10 +69,15 @@ pub(crate) struct Cached {
     pub at_ms: u64,
     /// Whether it may travel further (its relay `hops` is within `max_hops`).
     pub forward: bool,
-    /// Peers known to hold it: the one it came from, those it was pushed to, those that sent it
-    /// or an IHAVE of it, and those served it. Never announced to, never served again. At most
-    /// the peers the plane tracks.
+    /// Peers known to hold it: the one it came from, those that sent it again or an IHAVE of
+    /// it, and those served it. Never announced to, never served again. At most the peers the
+    /// plane tracks.
     pub knows: Vec<NodeId>,
+    /// Peers it was eagerly pushed to (at most `relay_fanout`): not announced to during the
+    /// first `ihave_interval_ms` (the push is likely still in flight), announced to after that
+    /// unless they proved they hold it, since a lost push is otherwise never repaired when
+    /// every holder pushed to the same peer.
+    pub pushed: Vec<NodeId>,
 }
 
 impl Cached {
@@ -166,6 +174,7 @@ mod tests {
             at_ms,
             forward: true,
             knows: Vec::new(),
+            pushed: Vec::new(),
         }
     }
 
@@ -190,9 +199,16 @@ mod tests {
             c.insert(id(n), cached(u64::from(n) * 100));
         }
         assert_eq!(c.len(), 3);
-        assert!(c.get_mut(&id(0)).is_none(), "over the bound, the oldest went");
+        assert!(
+            c.get_mut(&id(0)).is_none(),
+            "over the bound, the oldest went"
+        );
         let window: Vec<u8> = c.window(350, 200).map(|(i, _)| i.0[0]).collect();
-        assert_eq!(window, vec![2, 3], "seen at 200 and 300, within 200 ms of 350");
+        assert_eq!(
+            window,
+            vec![2, 3],
+            "seen at 200 and 300, within 200 ms of 350"
+        );
         c.expire(300, 150);
         assert_eq!(c.len(), 2, "seen at 100: 150 ms old at 300");
         assert!(c.get_mut(&id(2)).is_some());

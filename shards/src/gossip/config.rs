@@ -115,7 +115,10 @@ impl GossipConfig {
             ("gossip.max_subscriptions", self.max_subscriptions as u64),
             ("gossip.max_peers", self.max_peers as u64),
             ("gossip.max_queued_frames", self.max_queued_frames as u64),
-            ("gossip.max_queued_deliveries", self.max_queued_deliveries as u64),
+            (
+                "gossip.max_queued_deliveries",
+                self.max_queued_deliveries as u64,
+            ),
             ("gossip.seen_cache", self.seen_cache as u64),
         ];
         if let Some((key, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {

@@ -191,7 +191,9 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         topic: &str,
         now_ms: u64,
     ) -> Result<(), SubscribeError> {
-        check_topic(topic).map_err(|_| SubscribeError::BadTopic)?;
+        if !topic_ok(topic) {
+            return Err(SubscribeError::BadTopic);
+        }
         if self.subscriptions >= self.config.max_subscriptions {
             return Err(SubscribeError::Full);
         }
@@ -233,7 +235,9 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         data: &[u8],
         now_ms: u64,
     ) -> Result<MsgId, PublishError> {
-        check_topic(topic).map_err(|_| PublishError::BadTopic)?;
+        if !topic_ok(topic) {
+            return Err(PublishError::BadTopic);
+        }
         let id = msg_id(topic, now_ms, data);
         if self.seen.contains(&id) {
             return Err(PublishError::Duplicate);
@@ -363,7 +367,7 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
             });
             self.counters.delivered += 1;
         }
-        let mut knows: Vec<NodeId> = m.from_peer.into_iter().collect();
+        let mut pushed = Vec::new();
         if m.forward {
             let mut targets: Vec<NodeId> = self
                 .peers
@@ -374,10 +378,16 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
             self.rng.choose(&mut targets, self.config.relay_fanout);
             for peer in targets {
                 let payload = m.relay.clone();
-                if self.send(peer, PeerMsg::Event { payload, repair: false }) {
+                if self.send(
+                    peer,
+                    PeerMsg::Event {
+                        payload,
+                        repair: false,
+                    },
+                ) {
                     self.counters.relayed += 1;
                 }
-                knows.push(peer);
+                pushed.push(peer);
             }
         }
         self.messages.insert(
@@ -387,7 +397,8 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
                 relay: m.relay,
                 at_ms: now_ms,
                 forward: m.forward,
-                knows,
+                knows: m.from_peer.into_iter().collect(),
+                pushed,
             },
         );
     }
@@ -441,8 +452,11 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
                     .map(|(name, _)| name.clone())?;
                 self.topics.remove(&idle);
             }
-            let budget =
-                TokenBucket::new(self.config.topic_rate_per_s, self.config.topic_burst, now_ms);
+            let budget = TokenBucket::new(
+                self.config.topic_rate_per_s,
+                self.config.topic_burst,
+                now_ms,
+            );
             let state = TopicState {
                 subscribers: BTreeSet::new(),
                 budget,
@@ -454,12 +468,10 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
     }
 }
 
-fn check_topic(topic: &str) -> Result<(), ()> {
-    if (1..=MAX_TOPIC_BYTES).contains(&topic.len()) {
-        Ok(())
-    } else {
-        Err(())
-    }
+/// Topics are 1 to 256 bytes of UTF-8 (PROTOCOL.md section 7.1), as a peer's EVENT decoder
+/// checks; a local publish or subscribe is held to the same rule.
+fn topic_ok(topic: &str) -> bool {
+    (1..=MAX_TOPIC_BYTES).contains(&topic.len())
 }
 
 fn encode_event(event: GossipEventRef<'_>) -> Bytes {

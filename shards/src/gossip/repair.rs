@@ -1,7 +1,10 @@
 //! Lazy repair, in the manner of gossipsub and Plumtree: eager push reaches only
 //! `relay_fanout` peers, so every `ihave_interval_ms` the plane announces the ids it saw in the
-//! last `ihave_window_ms` (IHAVE) to the peers not known to hold them (not pushed to, not the
-//! source, not having sent the message or an IHAVE of it). A peer that lacks an announced id
+//! last `ihave_window_ms` (IHAVE) to the peers not known to hold them (not the source, not
+//! having sent the message or an IHAVE of it) and, during the message's first interval, not
+//! pushed to. Pushed peers are announced to after that, unless they showed they hold it: with
+//! pushes lost, every holder may have pushed to the same peer, and nobody would announce to
+//! it (the 30%-loss simulation found such runs). A peer that lacks an announced id
 //! asks for it (IWANT), and the holder sends it as an ordinary EVENT. Announcing over a window
 //! of several ticks retries a lost IHAVE, IWANT or answer; a pending IWANT is asked of one peer
 //! at a time, and of another once `iwant_timeout_ms` passed.
@@ -71,7 +74,13 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
             }
             cached.learn(peer);
             let payload = cached.relay.clone();
-            if self.send(peer, PeerMsg::Event { payload, repair: true }) {
+            if self.send(
+                peer,
+                PeerMsg::Event {
+                    payload,
+                    repair: true,
+                },
+            ) {
                 self.counters.repaired += 1;
             }
         }
@@ -93,7 +102,11 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         let mut digests: BTreeMap<(NodeId, Arc<str>), Vec<MsgId>> = BTreeMap::new();
         let window = self.messages.window(now_ms, self.config.ihave_window_ms);
         for (id, cached) in window.filter(|(_, c)| c.forward) {
-            for peer in self.peers.keys().filter(|p| !cached.knows(p)) {
+            let push_in_flight =
+                now_ms < cached.at_ms.saturating_add(self.config.ihave_interval_ms);
+            let announce =
+                |p: &&NodeId| !cached.knows(p) && !(push_in_flight && cached.pushed.contains(p));
+            for peer in self.peers.keys().filter(announce) {
                 let ids = digests.entry((*peer, cached.topic.clone())).or_default();
                 if ids.len() < self.config.max_ihave_ids {
                     ids.push(*id);
