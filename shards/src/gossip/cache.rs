@@ -85,6 +85,13 @@ impl Cached {
         self.knows.contains(peer)
     }
 
+    /// Whether an IHAVE should name it to `peer`: not known to hold it, and not pushed to while
+    /// that push may still be in flight.
+    pub fn worth_announcing(&self, peer: &NodeId, push_in_flight: bool) -> bool {
+        let skip = self.knows(peer) || (push_in_flight && self.pushed.contains(peer));
+        !skip
+    }
+
     pub fn learn(&mut self, peer: NodeId) {
         if !self.knows(&peer) {
             self.knows.push(peer);

@@ -17,9 +17,12 @@
 //! - **Eager push**: a message new here is sent to `min(eligible peers, relay_fanout)` peers,
 //!   never back to the peer it came from, chosen by [`SplitMix64`] seeded at construction;
 //!   the suggested fanout is thus "every connected peer", capped by `relay_fanout`.
-//! - **Lazy repair** ([`repair`](self::repair)): each tick, IHAVE digests of the ids seen in the
-//!   last `ihave_window_ms` to the peers not known to hold them; IWANT for announced ids not
-//!   seen here; IWANT answered with the cached EVENT. Delivery completes with bounded push.
+//! - **Lazy repair** (`repair.rs`): each tick, IHAVE digests of the ids seen in the
+//!   last `ihave_window_ms` to the peers not known to hold them (peers pushed to are skipped
+//!   for the first `ihave_interval_ms`, then announced to unless they showed they hold it, so a
+//!   lost push is repaired even when every holder pushed to the same peer); IWANT for announced
+//!   ids not seen here, one peer at a time; IWANT answered with the cached EVENT, once per
+//!   peer. Delivery completes while the eager fanout stays bounded.
 //! - **Budgets**: a token bucket per topic (every new message, published or relayed) and per
 //!   peer (every new message it sends, and every IWANT); past it a message is shed and counted
 //!   (`budget_shed`) and is not marked seen, so a later IHAVE can still bring it in once the
@@ -60,6 +63,7 @@
 mod cache;
 mod config;
 mod counters;
+mod outcome;
 mod output;
 mod plane;
 mod repair;
@@ -73,6 +77,7 @@ pub use config::{
     ConfigError, GossipConfig, DEFAULT_MAX_HOPS, DEFAULT_RELAY_FANOUT, MAX_RELAY_FANOUT,
 };
 pub use counters::GossipCounters;
+pub use outcome::{EventOutcome, PublishError, SubscribeError};
 pub use output::{Delivery, PeerFrame, PeerMsg};
-pub use plane::{EventOutcome, GossipPlane, PublishError, SubscribeError};
+pub use plane::GossipPlane;
 pub use rng::SplitMix64;

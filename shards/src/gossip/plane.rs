@@ -1,6 +1,6 @@
 //! [`GossipPlane`]: the state machine, its lifecycle inputs (peers, subscriptions), the two
 //! ways a message enters (published here, or an EVENT from a peer), eager push and local
-//! delivery. Lazy repair (IHAVE / IWANT and the tick) is in [`super::repair`].
+//! delivery. Lazy repair (IHAVE / IWANT and the tick) is in `repair.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -15,6 +15,7 @@ use ronode_proto::reason::Reason;
 use super::cache::{Cached, MessageCache, SeenCache};
 use super::config::{ConfigError, GossipConfig};
 use super::counters::GossipCounters;
+use super::outcome::{EventOutcome, PublishError, SubscribeError};
 use super::output::{Delivery, PeerFrame, PeerMsg};
 use super::rng::SplitMix64;
 use crate::limiter::TokenBucket;
@@ -59,56 +60,6 @@ struct TopicState<S> {
     budget: TokenBucket,
     /// Last time a message of the topic was accepted, to pick which idle topic to forget.
     last_used_ms: u64,
-}
-
-/// What became of an EVENT from a peer that decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
-    /// New here: delivered to local subscribers, pushed on, cached for repair.
-    Accepted,
-    /// Already seen: dropped (the peer is noted as holding it).
-    Duplicate,
-    /// The topic's or the peer's burst budget was spent: dropped, counted `budget_shed`.
-    Shed,
-    /// `hops` above `max_hops`: dropped.
-    HopLimited,
-    /// The topic table is full of topics with subscribers: dropped.
-    TopicsFull,
-    /// Not from a peer the plane tracks (`handle_peer_up` first): dropped.
-    UnknownPeer,
-}
-
-/// Why a local publish was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    #[error("topic must be 1 to {MAX_TOPIC_BYTES} bytes")]
-    BadTopic,
-    #[error("the same message (topic, ts, data) was already published")]
-    Duplicate,
-    #[error("the topic's burst budget is spent")]
-    Shed { retry_after_ms: u64 },
-    #[error("too many topics in use")]
-    TopicsFull,
-}
-
-impl PublishError {
-    /// The error body's reason for the client (429 for a spent budget, 503 for a full table).
-    pub fn reason(&self) -> Reason {
-        match self {
-            PublishError::BadTopic | PublishError::Duplicate => Reason::Malformed,
-            PublishError::Shed { .. } => Reason::Quota,
-            PublishError::TopicsFull => Reason::Busy,
-        }
-    }
-}
-
-/// Why a subscription was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SubscribeError {
-    #[error("topic must be 1 to {MAX_TOPIC_BYTES} bytes")]
-    BadTopic,
-    #[error("too many subscriptions or topics")]
-    Full,
 }
 
 /// A new message, ready to be accepted.

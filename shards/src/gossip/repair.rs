@@ -104,9 +104,8 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         for (id, cached) in window.filter(|(_, c)| c.forward) {
             let push_in_flight =
                 now_ms < cached.at_ms.saturating_add(self.config.ihave_interval_ms);
-            let announce =
-                |p: &&NodeId| !cached.knows(p) && !(push_in_flight && cached.pushed.contains(p));
-            for peer in self.peers.keys().filter(announce) {
+            let peers = self.peers.keys();
+            for peer in peers.filter(|p| cached.worth_announcing(p, push_in_flight)) {
                 let ids = digests.entry((*peer, cached.topic.clone())).or_default();
                 if ids.len() < self.config.max_ihave_ids {
                     ids.push(*id);
