@@ -216,8 +216,14 @@ pub struct NodeArgs {
     /// Capability root key file (instead of DIR/cap_root.key).
     #[arg(long, value_name = "FILE")]
     pub cap_key: Option<PathBuf>,
-    /// Peer to dial, IP:port#NodeId; repeat for more (replaces the configured list).
-    #[arg(long = "peer", value_name = "ADDR#NODEID")]
+    /// Peers to dial, IP:port#NodeId, comma-separated or repeated (replaces the configured
+    /// list).
+    #[arg(
+        long = "peers",
+        visible_alias = "peer",
+        value_name = "ADDR#NODEID,...",
+        value_delimiter = ','
+    )]
     pub peers: Vec<String>,
 }
 

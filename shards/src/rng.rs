@@ -1,28 +1,44 @@
-//! [`Rng`]: a small seeded PRNG (SplitMix64) for the choices the node core makes at random
-//! (backoff jitter, gossip targets). Seeded from configuration, so the simulator and a test can
-//! replay a run exactly; not for anything secret.
+//! [`SplitMix64`]: the small seeded PRNG for the choices the node core makes at random (gossip's
+//! eager-push peers, dial backoff jitter). Seeded at construction (from configuration and the
+//! shard), never from global state, so a run with the same seed and inputs makes the same
+//! choices (ARCHITECTURE.md rule 8). Not cryptographic: these choices need spread, not secrecy.
 
-/// See the module docs.
+/// SplitMix64 (Steele, Lea, Flood 2014): one 64-bit state, full period, good enough mixing for
+/// sampling, and any seed (0 included) is fine.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct SplitMix64 {
+    state: u64,
+}
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+impl SplitMix64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64 { state: seed }
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
 
-    /// A value in `0..n` (`n > 0`), by multiply-shift (bias below 2^-32 for the small `n` used).
-    pub fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n` (`n` > 0), by multiply-shift (Lemire), whose bias is below 2^-32 for
+    /// the small `n` used here.
+    pub fn below(&mut self, n: usize) -> usize {
         debug_assert!(n > 0);
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Keeps a uniformly chosen `k` of `items` (all of them when there are no more than `k`),
+    /// in the order chosen: a partial Fisher-Yates shuffle, `k` draws.
+    pub fn choose<T>(&mut self, items: &mut Vec<T>, k: usize) {
+        let k = k.min(items.len());
+        for i in 0..k {
+            let j = i + self.below(items.len() - i);
+            items.swap(i, j);
+        }
+        items.truncate(k);
     }
 }
 
@@ -31,13 +47,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_seed_same_sequence_and_values_in_range() {
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        for _ in 0..1000 {
-            assert_eq!(a.next_u64(), b.next_u64());
-            assert!(a.below(10) < 10);
-            b.below(10);
+    fn reproducible_and_spread() {
+        let mut a = SplitMix64::new(7);
+        let mut b = SplitMix64::new(7);
+        assert_eq!(
+            (0..8).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..8).map(|_| b.next_u64()).collect::<Vec<_>>()
+        );
+        // Reference value of SplitMix64 seeded with 0.
+        assert_eq!(SplitMix64::new(0).next_u64(), 0xe220_a839_7b1d_cdaf);
+        let mut hits = [0u32; 5];
+        let mut r = SplitMix64::new(1);
+        for _ in 0..5_000 {
+            hits[r.below(5)] += 1;
         }
-        assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
+        assert!(hits.iter().all(|&h| (850..1150).contains(&h)), "{hits:?}");
+    }
+
+    #[test]
+    fn choose_takes_distinct_items() {
+        let mut r = SplitMix64::new(3);
+        for k in 0..6 {
+            let mut v: Vec<u32> = (0..4).collect();
+            r.choose(&mut v, k);
+            assert_eq!(v.len(), k.min(4));
+            let mut s = v.clone();
+            s.sort_unstable();
+            s.dedup();
+            assert_eq!(s.len(), v.len());
+        }
     }
 }

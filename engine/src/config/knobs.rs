@@ -313,6 +313,14 @@ pub const KNOBS: &[Knob] = &[
         bound: "",
     },
     Knob {
+        key: "objects.fetch_timeout_ms",
+        kind: int(100, 60_000, Unit::Millis),
+        default: DefaultValue::Int(2_000),
+        doc: "How long each peer asked for a missing object has to deliver it before the next \
+              one is asked.",
+        bound: "",
+    },
+    Knob {
         key: "objects.cache_fetched",
         kind: Kind::Bool,
         default: DefaultValue::Bool(true),

@@ -206,6 +206,7 @@ pub struct ObjectsConfig {
     pub put_policy: Policy,
     pub get_policy: Policy,
     pub fetch_peers: u32,
+    pub fetch_timeout_ms: u64,
     pub cache_fetched: bool,
 }
 

@@ -3,10 +3,13 @@
 //! or SIGTERM: readiness flips first, sessions get GOAWAY and finish within `drain_timeout_ms`,
 //! then the process exits 0.
 
+mod dial;
 mod guard;
 mod handoff;
 mod mesh;
 mod objects;
+mod peer_link;
+mod peers;
 mod session;
 mod shard;
 mod tls_conn;
@@ -76,6 +79,8 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
     let ram_capacity = ram_capacity(&cfg) / u64::from(shards);
     let mut mesh = Mesh::new(shards, cfg.queues.mesh as usize);
     let mut handoffs = Mesh::new(shards, HANDOFF_QUEUE);
+    let mut peer_mesh = Mesh::new(shards, cfg.queues.mesh as usize);
+    let peers_cfg = peers_cfg(&cfg, &identity, &cert, &key);
     let cpus = core_ids();
     let mut listen = cfg.listen;
     let mut executors = Vec::new();
@@ -96,6 +101,10 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
             mesh_in: mesh.receivers_to(ShardId(id)),
             handoff_out: handoffs.senders_from(ShardId(id)),
             handoff_in: handoffs.receivers_to(ShardId(id)),
+            peers: peer_specs(&cfg, ShardId(id), shards),
+            peers_cfg: peers_cfg.clone(),
+            peer_out: peer_mesh.senders_from(ShardId(id)),
+            peer_in: peer_mesh.receivers_to(ShardId(id)),
             bound: tx,
         };
         let placement = match (cfg.pin, cpus.get(id as usize % cpus.len().max(1))) {
@@ -174,6 +183,45 @@ fn identity_for(cfg: &NodeConfig) -> Result<(Identity, Option<guard::DirLock>)> 
         None => crate::init::ensure_keys(&cfg.data_dir)?.identity,
     };
     Ok((identity, Some(lock)))
+}
+
+/// The configured peers shard `shard` dials: those whose NodeId it owns.
+fn peer_specs(
+    cfg: &NodeConfig,
+    shard: ShardId,
+    shards: u16,
+) -> Vec<ronode_shards::peers::PeerSpec> {
+    cfg.peers
+        .iter()
+        .filter(|p| ronode_shards::shard_of(p.node_id.as_bytes(), shards) == shard)
+        .map(|p| ronode_shards::peers::PeerSpec {
+            id: p.node_id,
+            addr: p.addr,
+        })
+        .collect()
+}
+
+/// How shards dial and keep peers: with this node's certificate, within the handshake timeout,
+/// a PING every third of the idle timeout (so the peer's idle timer never fires on a quiet link).
+fn peers_cfg(cfg: &NodeConfig, identity: &Identity, cert: &[u8], key: &[u8]) -> peers::PeersCfg {
+    peers::PeersCfg {
+        own: dial::OwnCert {
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+        },
+        pq_mode: cfg.pq_mode.into(),
+        dial_timeout: Duration::from_millis(cfg.session.handshake_timeout_ms),
+        link: peer_link::LinkCfg {
+            ping_interval: Duration::from_millis(cfg.session.idle_timeout_ms / 3),
+            answer_timeout: Duration::from_millis(cfg.session.read_timeout_ms),
+            max_frame: cfg.session.max_frame,
+            max_body: cfg.objects.max_bytes,
+            tick: Duration::from_millis(100),
+        },
+        backoff: ronode_shards::peers::Backoff::default(),
+        // Differs between nodes, stable across runs of one: jitter that replays per node.
+        seed: u64::from_le_bytes(identity.node_id().0[..8].try_into().expect("8 bytes")),
+    }
 }
 
 /// The objects plane's settings from the node's configuration.

@@ -243,37 +243,13 @@ impl Session {
         }
     }
 
-    /// Reads what is there, waiting at most `wait` (and no longer than until the outbox has
-    /// something): `Ok(None)` when nothing came, `Ok(Some(0))` when the peer closed. Safe to
-    /// abandon mid-way: bytes reach rustls only once a socket read has completed.
+    /// Reads what is there, waiting at most `wait`, and no longer than until the outbox has
+    /// something: `Ok(None)` when nothing came, `Ok(Some(0))` when the peer closed.
     async fn read(&mut self, wait: Duration) -> std::io::Result<Option<usize>> {
-        let held = self.tls.take_plaintext(&mut self.rbuf)?;
-        if held > 0 {
-            return Ok(Some(held));
-        }
-        let tls = &mut self.tls;
         let outbox = self.outbox.clone();
-        let read = glommio::timer::timeout(wait, async {
-            tls.recv().await.map_err(glommio::GlommioError::from)
-        });
-        let res = futures_lite::future::or(async { Some(read.await) }, async {
-            outbox.wait().await;
-            None
-        })
-        .await;
-        match res {
-            None | Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
-            Some(Ok(0)) => Ok(Some(0)),
-            Some(Ok(n)) => {
-                let absorbed = self.tls.absorb(n, &mut self.rbuf);
-                // Alerts on failure; answers to key updates and the like on success.
-                let written = self.tls.write_pending().await;
-                absorbed?;
-                written?;
-                Ok(Some(n))
-            }
-            Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
-        }
+        self.tls
+            .read_or_wake(&mut self.rbuf, wait, async move { outbox.wait().await })
+            .await
     }
 
     /// Writes the write buffer, within `write_timeout` (a peer that does not read is closed,

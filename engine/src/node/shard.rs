@@ -4,6 +4,7 @@
 
 use super::handoff::{self, Handoff};
 use super::objects::{self, MeshMsg, Objects};
+use super::peers::{self, PeerMsg, Peers, PeersCfg};
 use super::session;
 use super::tls_conn::TlsConn;
 use glommio::channels::shared_channel::{
@@ -60,6 +61,7 @@ pub struct Shard {
     sessions: Cell<usize>,
     epoch: Instant,
     pub objects: Rc<Objects>,
+    pub peers: Rc<Peers>,
     /// Senders on the hand-off mesh, by shard (None for this one, or until connected).
     handoffs: RefCell<Vec<Option<Rc<ConnectedSender<Handoff>>>>>,
     /// What has been copied into `stats` from the objects runtime's own counters.
@@ -165,6 +167,11 @@ pub struct ShardSeed {
     /// The same for peer sessions handed to the shard owning their NodeId.
     pub handoff_out: Vec<(ShardId, SharedSender<Handoff>)>,
     pub handoff_in: Vec<SharedReceiver<Handoff>>,
+    /// The configured peers whose NodeId this shard owns, how to keep them, and the peer mesh.
+    pub peers: Vec<ronode_shards::peers::PeerSpec>,
+    pub peers_cfg: PeersCfg,
+    pub peer_out: Vec<(ShardId, SharedSender<PeerMsg>)>,
+    pub peer_in: Vec<SharedReceiver<PeerMsg>>,
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
@@ -206,8 +213,21 @@ pub async fn run(seed: ShardSeed) {
         let objects = objects.clone();
         glommio::spawn_local(async move { objects.connect_mesh(to, tx.connect().await) }).detach();
     }
+    let peers = Peers::new(seed.id, seed.shard_count, seed.peers, seed.peers_cfg);
+    for rx in seed.peer_in {
+        let peers = peers.clone();
+        glommio::spawn_local(
+            async move { peers::serve_mesh(peers.clone(), rx.connect().await).await },
+        )
+        .detach();
+    }
+    for (to, tx) in seed.peer_out {
+        let peers = peers.clone();
+        glommio::spawn_local(async move { peers.connect_mesh(to, tx.connect().await) }).detach();
+    }
     let shard = Rc::new(Shard {
         id: seed.id,
+        peers: peers.clone(),
         shard_count: seed.shard_count,
         handoffs: RefCell::new((0..seed.shard_count).map(|_| None).collect()),
         acceptor: futures_rustls::TlsAcceptor::from(seed.tls),
@@ -233,6 +253,13 @@ pub async fn run(seed: ShardSeed) {
         .detach();
     }
     let ticker = glommio::spawn_local(tick(shard.clone()));
+    let dialer = {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let stop = || shard.draining();
+            peers::run_dialer(peers, shard.cfg.tick, stop).await
+        })
+    };
     accept_loop(&listener, &shard).await;
     drop(listener);
     // Sessions see the flag within a tick and send GOAWAY; give them drain_timeout to finish.
@@ -242,6 +269,7 @@ pub async fn run(seed: ShardSeed) {
     }
     shard.publish(u64::MAX);
     drop(ticker);
+    drop(dialer);
 }
 
 /// The shard's heartbeat: publishes stats at least every tick, even when idle.

@@ -77,6 +77,43 @@ impl TlsConn {
         Ok(got)
     }
 
+    /// Appends what the peer sent to `out`, waiting at most `wait`, and no longer than until
+    /// `wake` completes (the caller has something to send): `Ok(None)` when nothing came,
+    /// `Ok(Some(0))` when the peer closed. Safe to abandon: ciphertext reaches rustls only once
+    /// a socket read has completed.
+    pub async fn read_or_wake(
+        &mut self,
+        out: &mut BytesMut,
+        wait: std::time::Duration,
+        wake: impl std::future::Future<Output = ()>,
+    ) -> io::Result<Option<usize>> {
+        let held = self.take_plaintext(out)?;
+        if held > 0 {
+            return Ok(Some(held));
+        }
+        let recv = glommio::timer::timeout(wait, async {
+            self.recv().await.map_err(glommio::GlommioError::from)
+        });
+        let res = futures_lite::future::or(async { Some(recv.await) }, async {
+            wake.await;
+            None
+        })
+        .await;
+        match res {
+            None | Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
+            Some(Ok(0)) => Ok(Some(0)),
+            Some(Ok(n)) => {
+                let absorbed = self.absorb(n, out);
+                // Alerts on failure; answers to key updates and the like on success.
+                let written = self.write_pending().await;
+                absorbed?;
+                written?;
+                Ok(Some(n))
+            }
+            Some(Err(e)) => Err(io::Error::other(e.to_string())),
+        }
+    }
+
     /// Moves the plaintext rustls holds into `out`, growing it by exactly that much (bytes a
     /// handshake or a hand-off left behind are taken this way too).
     pub fn take_plaintext(&mut self, out: &mut BytesMut) -> io::Result<usize> {

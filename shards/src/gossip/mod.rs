@@ -67,11 +67,11 @@ mod outcome;
 mod output;
 mod plane;
 mod repair;
-mod rng;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::rng::SplitMix64;
 pub use cache::SeenCache;
 pub use config::{
     ConfigError, GossipConfig, DEFAULT_MAX_HOPS, DEFAULT_RELAY_FANOUT, MAX_RELAY_FANOUT,
@@ -80,4 +80,3 @@ pub use counters::GossipCounters;
 pub use outcome::{EventOutcome, PublishError, SubscribeError};
 pub use output::{Delivery, PeerFrame, PeerMsg};
 pub use plane::GossipPlane;
-pub use rng::SplitMix64;

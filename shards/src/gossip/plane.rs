@@ -17,8 +17,8 @@ use super::config::{ConfigError, GossipConfig};
 use super::counters::GossipCounters;
 use super::outcome::{EventOutcome, PublishError, SubscribeError};
 use super::output::{Delivery, PeerFrame, PeerMsg};
-use super::rng::SplitMix64;
 use crate::limiter::TokenBucket;
+use crate::rng::SplitMix64;
 
 /// The gossip plane of one shard, for the topics the shard owns. `S` names a local subscriber
 /// (a client session, e.g. `(ShardId, SessionId)`); peers are [`NodeId`]s.

@@ -5,7 +5,7 @@
 //! peer back `Down` with a jittered exponential backoff: the k-th failure in a row waits a time
 //! drawn uniformly from `[d/2, d]` with `d = min(max_ms, initial_ms * 2^(k-1))`, and a session
 //! that was up and ends waits as after a first failure. The jitter comes from a seeded
-//! [`Rng`](crate::rng::Rng), so a run replays exactly; time is passed in.
+//! [`SplitMix64`](crate::rng::SplitMix64), so a run replays exactly; time is passed in.
 //!
 //! Drain order: call [`PeerSet::poll_dial`] until it returns `None` after every input, then
 //! sleep until [`PeerSet::poll_timeout`].
@@ -14,7 +14,7 @@ mod backoff;
 
 pub use backoff::Backoff;
 
-use crate::rng::Rng;
+use crate::rng::SplitMix64;
 use ronode_proto::id::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -93,7 +93,7 @@ pub struct PeerSet {
     /// By NodeId: deterministic iteration.
     peers: BTreeMap<NodeId, Peer>,
     backoff: Backoff,
-    rng: Rng,
+    rng: SplitMix64,
     failures: BTreeMap<DialFailure, u64>,
 }
 
@@ -115,7 +115,7 @@ impl PeerSet {
         PeerSet {
             peers,
             backoff,
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
             failures: BTreeMap::new(),
         }
     }
@@ -172,6 +172,14 @@ impl PeerSet {
             p.state = PeerState::Down;
             p.next_dial_ms = now_ms + self.backoff.delay_ms(1, &mut self.rng);
         }
+    }
+
+    /// When a `Down` peer is dialled next.
+    pub fn next_dial_ms(&self, id: &NodeId) -> Option<u64> {
+        self.peers
+            .get(id)
+            .filter(|p| p.state == PeerState::Down)
+            .map(|p| p.next_dial_ms)
     }
 
     pub fn state(&self, id: &NodeId) -> Option<PeerState> {

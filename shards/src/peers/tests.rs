@@ -33,7 +33,7 @@ fn every_peer_is_dialled_at_once_then_waits_for_its_backoff() {
 #[test]
 fn backoff_doubles_with_jitter_up_to_five_minutes_and_resets_after_a_session() {
     let b = Backoff::default();
-    let mut rng = Rng::new(3);
+    let mut rng = SplitMix64::new(3);
     for (failures, d) in [
         (1, 1_000),
         (2, 2_000),

@@ -1,0 +1,288 @@
+//! A session this node dialled to a peer: the dialer side of OAP/1. HELLO first, a PING every
+//! `ping_interval` (a peer that does not answer one within `answer_timeout` is dropped), and
+//! the GETs the fetcher queues for this peer ([`Link::push`]), pipelined up to the protocol's
+//! in-flight bound, each answer handed to `on_answer` when its last frame arrived.
+
+use super::shard::SERVED_APPS;
+use super::tls_conn::TlsConn;
+use bytes::{Bytes, BytesMut};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use ronode_proto::control::{Control, Hello, APP_CONTROL};
+use ronode_proto::frame::{FrameEncoder, OutFrame};
+use ronode_proto::inbound::Inbound;
+use ronode_proto::limits::MAX_INFLIGHT;
+use ronode_proto::msg::objects::{Get, ObjectRequest};
+use ronode_proto::msg::APP_OBJECTS;
+use ronode_proto::sequence::Role;
+use ronode_proto::{Kind, ObjectAddr};
+use ronode_shards::objects::fetch::Answer;
+use ronode_shards::ShardId;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// GETs queued for one peer beyond those in flight; past it a try fails at once.
+const LINK_QUEUE: usize = 256;
+
+/// How a link behaves.
+#[derive(Debug, Clone)]
+pub struct LinkCfg {
+    pub ping_interval: Duration,
+    /// How long the HELLO, a PING or a write may take.
+    pub answer_timeout: Duration,
+    pub max_frame: u32,
+    /// The largest object body accepted (`objects.max_bytes`).
+    pub max_body: u64,
+    /// How long a read waits before the loop looks at its timers again.
+    pub tick: Duration,
+}
+
+/// A GET the fetcher wants this peer asked, and where its answer goes.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkGet {
+    pub try_id: u64,
+    /// The shard whose fetcher waits for the answer.
+    pub origin: ShardId,
+    pub addr: ObjectAddr,
+    pub hops: u8,
+}
+
+/// The queue of GETs for one link, and the signal that wakes it.
+pub struct Link {
+    queue: RefCell<VecDeque<LinkGet>>,
+    closed: Cell<bool>,
+    wake_tx: LocalSender<()>,
+    wake_rx: LocalReceiver<()>,
+}
+
+impl Link {
+    pub fn new() -> Link {
+        let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        Link {
+            queue: RefCell::new(VecDeque::new()),
+            closed: Cell::new(false),
+            wake_tx,
+            wake_rx,
+        }
+    }
+
+    /// Queues a GET; hands it back when the link is closed or its queue full.
+    pub fn push(&self, get: LinkGet) -> Result<(), LinkGet> {
+        let mut q = self.queue.borrow_mut();
+        if self.closed.get() || q.len() >= LINK_QUEUE {
+            return Err(get);
+        }
+        q.push_back(get);
+        let _ = self.wake_tx.try_send(());
+        Ok(())
+    }
+}
+
+/// Why a link ended.
+#[derive(Debug)]
+pub enum LinkEnd {
+    /// The peer closed the session.
+    Closed,
+    /// The peer broke the protocol, or the socket failed.
+    Failed(String),
+    /// No answer to HELLO or a PING in time.
+    Unresponsive,
+}
+
+/// An answer being received.
+struct Pending {
+    get: LinkGet,
+    ok: bool,
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// Runs the link until the session ends; every GET queued or in flight is answered
+/// (`Answer::Failed` for those the end cut short).
+pub async fn run(
+    mut tls: TlsConn,
+    link: &Link,
+    cfg: &LinkCfg,
+    on_answer: &dyn Fn(LinkGet, Answer),
+) -> LinkEnd {
+    let mut state = LinkState {
+        inbound: Inbound::new(Role::Dialer, cfg.max_frame, SERVED_APPS),
+        encoder: FrameEncoder::new(cfg.max_frame),
+        rbuf: BytesMut::with_capacity(64 * 1024),
+        wbuf: Vec::new(),
+        next_corr: 1,
+        pending: BTreeMap::new(),
+        control: None,
+        hello_done: false,
+    };
+    let end = state.drive(&mut tls, link, cfg, on_answer).await;
+    link.closed.set(true);
+    for (_, p) in std::mem::take(&mut state.pending) {
+        on_answer(p.get, Answer::Failed);
+    }
+    let queued: Vec<LinkGet> = link.queue.borrow_mut().drain(..).collect();
+    for get in queued {
+        on_answer(get, Answer::Failed);
+    }
+    let _ = tls.close().await;
+    end
+}
+
+struct LinkState {
+    inbound: Inbound,
+    encoder: FrameEncoder,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    next_corr: u64,
+    pending: BTreeMap<u64, Pending>,
+    /// The control request in flight (HELLO, then PINGs) and when it was sent.
+    control: Option<(u64, Instant)>,
+    hello_done: bool,
+}
+
+impl LinkState {
+    async fn drive(
+        &mut self,
+        tls: &mut TlsConn,
+        link: &Link,
+        cfg: &LinkCfg,
+        on_answer: &dyn Fn(LinkGet, Answer),
+    ) -> LinkEnd {
+        let hello = Control::Hello(Hello {
+            ua: Some(format!("ronode/{} peer", env!("CARGO_PKG_VERSION"))),
+            max_frame: None,
+        });
+        self.control_request(&hello);
+        let mut last_ping = Instant::now();
+        loop {
+            if let Err(e) = self.take_answers(cfg, on_answer) {
+                return LinkEnd::Failed(e);
+            }
+            if self.hello_done {
+                self.send_gets(link);
+                if self.control.is_none() && last_ping.elapsed() >= cfg.ping_interval {
+                    last_ping = Instant::now();
+                    self.control_request(&Control::Ping(self.next_corr));
+                }
+            }
+            if self
+                .control
+                .is_some_and(|(_, at)| at.elapsed() > cfg.answer_timeout)
+            {
+                return LinkEnd::Unresponsive;
+            }
+            if !self.wbuf.is_empty() {
+                let write = glommio::timer::timeout(cfg.answer_timeout, async {
+                    tls.write_all(&self.wbuf)
+                        .await
+                        .map_err(glommio::GlommioError::from)
+                });
+                if let Err(e) = write.await {
+                    return LinkEnd::Failed(format!("write: {e}"));
+                }
+                self.wbuf.clear();
+            }
+            let wake = async {
+                let _ = link.wake_rx.recv().await;
+            };
+            match tls.read_or_wake(&mut self.rbuf, cfg.tick, wake).await {
+                Ok(Some(0)) => return LinkEnd::Closed,
+                Ok(_) => {}
+                Err(e) => return LinkEnd::Failed(format!("read: {e}")),
+            }
+        }
+    }
+
+    fn control_request(&mut self, msg: &Control) {
+        let corr_id = self.next_corr;
+        self.next_corr += 1;
+        let payload = msg.to_vec();
+        self.send(&OutFrame::request(APP_CONTROL, corr_id, &payload));
+        self.control = Some((corr_id, Instant::now()));
+    }
+
+    /// Sends queued GETs while fewer than the protocol allows are in flight (one place is kept
+    /// for the PING).
+    fn send_gets(&mut self, link: &Link) {
+        let mut payload = Vec::new();
+        while self.pending.len() < MAX_INFLIGHT - 1 {
+            let Some(get) = link.queue.borrow_mut().pop_front() else {
+                return;
+            };
+            let corr_id = self.next_corr;
+            self.next_corr += 1;
+            payload.clear();
+            ObjectRequest::Get(Get {
+                hops: get.hops,
+                ..Get::whole(get.addr)
+            })
+            .encode(&mut payload);
+            self.send(&OutFrame::request(APP_OBJECTS, corr_id, &payload));
+            let pending = Pending {
+                get,
+                ok: true,
+                status: 0,
+                body: Vec::new(),
+            };
+            self.pending.insert(corr_id, pending);
+        }
+    }
+
+    fn send(&mut self, frame: &OutFrame<'_>) {
+        let recorded = self.inbound.tracker_mut().on_send(&frame.header());
+        debug_assert!(recorded.is_ok(), "a peer link broke the sequence rules");
+        let encoded = self.encoder.encode(frame, &mut self.wbuf);
+        debug_assert!(encoded.is_ok(), "encoding our own frame failed");
+    }
+
+    /// Takes every whole frame buffered: answers to our requests (EVENTs are not served on a
+    /// dialled link yet and are dropped).
+    fn take_answers(
+        &mut self,
+        cfg: &LinkCfg,
+        on_answer: &dyn Fn(LinkGet, Answer),
+    ) -> Result<(), String> {
+        while let Some(rx) = self
+            .inbound
+            .poll(&mut self.rbuf)
+            .map_err(|r| format!("{}: {}", r.reason, r.detail))?
+        {
+            let h = rx.frame.header;
+            if h.kind() != Some(Kind::Resp) {
+                continue;
+            }
+            if h.app_proto_id == APP_CONTROL {
+                if self.control.is_some_and(|(corr, _)| corr == h.corr_id) {
+                    if h.code != 200 {
+                        return Err(format!("control request answered {}", h.code));
+                    }
+                    self.control = None;
+                    self.hello_done = true;
+                }
+                continue;
+            }
+            let Some(p) = self.pending.get_mut(&h.corr_id) else {
+                continue;
+            };
+            if rx.progress.begins() {
+                p.status = h.code;
+            }
+            p.ok &= h.code == 200;
+            if p.ok && p.body.len() as u64 + rx.frame.payload.len() as u64 <= cfg.max_body {
+                p.body.extend_from_slice(&rx.frame.payload);
+            } else {
+                p.ok = false;
+            }
+            if rx.progress.ends() {
+                let p = self.pending.remove(&h.corr_id).expect("pending");
+                let answer = match (p.ok, p.status) {
+                    (true, _) => Answer::Bytes(Bytes::from(p.body)),
+                    (false, 404) => Answer::NotFound,
+                    _ => Answer::Failed,
+                };
+                on_answer(p.get, answer);
+            }
+        }
+        Ok(())
+    }
+}

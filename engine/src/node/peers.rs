@@ -1,0 +1,275 @@
+//! The peers of the overlay on one shard: the configured peers whose NodeId this shard owns are
+//! dialled here ([`PeerSet`] says when), each up peer has a [`Link`], and every shard keeps the
+//! node-wide set of peers that are up (what fetch on miss chooses from).
+//!
+//! Shards tell each other over the peer mesh ([`PeerMsg`]): the peers each shard has up (a
+//! versioned snapshot, so a late message can never undo a newer one), GETs for a peer another
+//! shard owns, and the answers going back to the shard whose fetcher asked.
+
+use super::dial::{self, OwnCert};
+use super::peer_link::{self, Link, LinkCfg, LinkGet};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use ronode_client::tls::PqMode;
+use ronode_proto::id::NodeId;
+use ronode_shards::objects::fetch::{Answer, Try};
+use ronode_shards::peers::{Backoff, DialFailure, PeerSet, PeerSpec, PeerState};
+use ronode_shards::{shard_of, ShardId};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What crosses the peer mesh.
+#[derive(Debug)]
+pub enum PeerMsg {
+    /// The peers shard `from` has up now (its `version`-th snapshot).
+    Up {
+        from: ShardId,
+        version: u64,
+        peers: Vec<NodeId>,
+    },
+    /// A GET for a peer the receiving shard owns.
+    Get { peer: NodeId, get: LinkGet },
+    /// The answer to a GET, for the fetcher of the receiving shard.
+    Answer { try_id: u64, answer: Answer },
+}
+
+/// How this shard dials and keeps its peers.
+#[derive(Debug, Clone)]
+pub struct PeersCfg {
+    pub own: OwnCert,
+    pub pq_mode: PqMode,
+    pub dial_timeout: Duration,
+    pub link: LinkCfg,
+    pub backoff: Backoff,
+    /// Seeds the backoff jitter (with the shard id mixed in).
+    pub seed: u64,
+}
+
+/// Where fetch answers for this shard go (its objects runtime's fetcher).
+pub type AnswerSink = Box<dyn Fn(u64, Answer)>;
+
+/// See the module docs.
+pub struct Peers {
+    shard: ShardId,
+    shard_count: u16,
+    cfg: PeersCfg,
+    epoch: Instant,
+    set: RefCell<PeerSet>,
+    links: RefCell<BTreeMap<NodeId, Rc<Link>>>,
+    /// Up peers by the shard that owns them (this one's included), and the snapshot version.
+    up: RefCell<Vec<(u64, BTreeSet<NodeId>)>>,
+    version: Cell<u64>,
+    mesh: RefCell<Vec<Option<Rc<ConnectedSender<PeerMsg>>>>>,
+    sink: RefCell<Option<AnswerSink>>,
+}
+
+impl Peers {
+    pub fn new(shard: ShardId, shard_count: u16, specs: Vec<PeerSpec>, cfg: PeersCfg) -> Rc<Peers> {
+        let seed = cfg.seed ^ (u64::from(shard.0) << 48);
+        Rc::new(Peers {
+            shard,
+            shard_count,
+            set: RefCell::new(PeerSet::new(specs, cfg.backoff, seed)),
+            cfg,
+            epoch: Instant::now(),
+            links: RefCell::new(BTreeMap::new()),
+            up: RefCell::new((0..shard_count).map(|_| (0, BTreeSet::new())).collect()),
+            version: Cell::new(0),
+            mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
+            sink: RefCell::new(None),
+        })
+    }
+
+    /// Where this shard's fetch answers go.
+    pub fn set_sink(&self, sink: AnswerSink) {
+        *self.sink.borrow_mut() = Some(sink);
+    }
+
+    pub fn connect_mesh(&self, to: ShardId, tx: ConnectedSender<PeerMsg>) {
+        self.mesh.borrow_mut()[to.0 as usize] = Some(Rc::new(tx));
+        // The newcomer learns what is up here now.
+        self.announce();
+    }
+
+    /// The peers up across the node, in NodeId order.
+    pub fn up(&self) -> Vec<NodeId> {
+        let up = self.up.borrow();
+        let all: BTreeSet<NodeId> = up.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        all.into_iter().collect()
+    }
+
+    /// Peers this shard dials, by state (`overlay_peers{state}`).
+    pub fn count(&self, state: PeerState) -> usize {
+        self.set.borrow().count(state)
+    }
+
+    /// Failed dials since start, by reason (`overlay_dial_failures_total{reason}`).
+    pub fn failures(&self, why: DialFailure) -> u64 {
+        self.set.borrow().failures(why)
+    }
+
+    /// Sends a fetch try to its peer, wherever the peer's link lives.
+    pub fn send_try(&self, t: Try) {
+        let get = LinkGet {
+            try_id: t.id,
+            origin: self.shard,
+            addr: t.addr,
+            hops: t.hops,
+        };
+        let owner = shard_of(t.peer.as_bytes(), self.shard_count);
+        if owner == self.shard {
+            self.queue_get(t.peer, get);
+        } else {
+            self.send(owner, PeerMsg::Get { peer: t.peer, get });
+        }
+    }
+
+    /// A message from another shard.
+    pub fn handle_mesh(&self, msg: PeerMsg) {
+        match msg {
+            PeerMsg::Up {
+                from,
+                version,
+                peers,
+            } => {
+                let mut up = self.up.borrow_mut();
+                let slot = &mut up[from.0 as usize];
+                if version > slot.0 {
+                    *slot = (version, peers.into_iter().collect());
+                }
+            }
+            PeerMsg::Get { peer, get } => self.queue_get(peer, get),
+            PeerMsg::Answer { try_id, answer } => self.deliver_local(try_id, answer),
+        }
+    }
+
+    fn queue_get(&self, peer: NodeId, get: LinkGet) {
+        let link = self.links.borrow().get(&peer).cloned();
+        let queued = match link {
+            Some(link) => link.push(get).is_ok(),
+            None => false,
+        };
+        if !queued {
+            self.answer(get, Answer::Failed);
+        }
+    }
+
+    /// Routes an answer to the shard whose fetcher asked.
+    fn answer(&self, get: LinkGet, answer: Answer) {
+        if get.origin == self.shard {
+            self.deliver_local(get.try_id, answer);
+        } else {
+            let msg = PeerMsg::Answer {
+                try_id: get.try_id,
+                answer,
+            };
+            self.send(get.origin, msg);
+        }
+    }
+
+    fn deliver_local(&self, try_id: u64, answer: Answer) {
+        if let Some(sink) = self.sink.borrow().as_ref() {
+            sink(try_id, answer);
+        }
+    }
+
+    /// Sends on the peer mesh without dropping: waits for room in a task when the channel is
+    /// full (answers and snapshots must arrive; both tolerate reordering).
+    fn send(&self, to: ShardId, msg: PeerMsg) {
+        let Some(tx) = self.mesh.borrow()[to.0 as usize].clone() else {
+            // The channel is still connecting (the node's first moments): a lost answer is a
+            // try past its deadline for the fetcher, and a snapshot is sent again on connect.
+            return;
+        };
+        if let Err(e) = tx.try_send(msg) {
+            let msg = match e {
+                glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(m)) => m,
+                _ => return, // closed: the node is stopping
+            };
+            glommio::spawn_local(async move {
+                let _ = tx.send(msg).await;
+            })
+            .detach();
+        }
+    }
+
+    /// Tells every shard (this one included) which peers are up here.
+    fn announce(&self) {
+        let version = self.version.get() + 1;
+        self.version.set(version);
+        let peers: Vec<NodeId> = self.links.borrow().keys().copied().collect();
+        self.up.borrow_mut()[self.shard.0 as usize] = (version, peers.iter().copied().collect());
+        for to in 0..self.shard_count {
+            if to != self.shard.0 {
+                let msg = PeerMsg::Up {
+                    from: self.shard,
+                    version,
+                    peers: peers.clone(),
+                };
+                self.send(ShardId(to), msg);
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// Dials this shard's peers when they are due, until `stop` says the node is draining.
+pub async fn run_dialer(peers: Rc<Peers>, tick: Duration, stop: impl Fn() -> bool) {
+    while !stop() {
+        loop {
+            let due = peers.set.borrow_mut().poll_dial(peers.now_ms());
+            let Some(spec) = due else { break };
+            let p = peers.clone();
+            glommio::spawn_local(async move { keep(p, spec).await }).detach();
+        }
+        glommio::timer::sleep(tick).await;
+    }
+}
+
+/// One dial, and the link it gives for as long as it lasts.
+async fn keep(peers: Rc<Peers>, spec: PeerSpec) {
+    let cfg = &peers.cfg;
+    let tls = match dial::dial(&spec, &cfg.own, cfg.pq_mode, cfg.dial_timeout).await {
+        Ok(tls) => tls,
+        Err(why) => {
+            let now = peers.now_ms();
+            let mut set = peers.set.borrow_mut();
+            set.handle_dial_failed(&spec.id, why, now);
+            let next = set
+                .next_dial_ms(&spec.id)
+                .unwrap_or(now)
+                .saturating_sub(now);
+            eprintln!(
+                "peer {}#{}: dial failed ({}); next try in {} ms",
+                spec.addr,
+                spec.id,
+                why.label(),
+                next
+            );
+            return;
+        }
+    };
+    eprintln!("peer {}#{} up", spec.addr, spec.id);
+    peers.set.borrow_mut().handle_up(&spec.id);
+    let link = Rc::new(Link::new());
+    peers.links.borrow_mut().insert(spec.id, link.clone());
+    peers.announce();
+    let on_answer = |get: LinkGet, answer: Answer| peers.answer(get, answer);
+    let end = peer_link::run(tls, &link, &cfg.link, &on_answer).await;
+    peers.links.borrow_mut().remove(&spec.id);
+    peers.announce();
+    let now = peers.now_ms();
+    peers.set.borrow_mut().handle_down(&spec.id, now);
+    eprintln!("peer {}#{} down: {end:?}", spec.addr, spec.id);
+}
+
+/// Serves one incoming peer-mesh channel until its sender goes away.
+pub async fn serve_mesh(peers: Rc<Peers>, rx: ConnectedReceiver<PeerMsg>) {
+    while let Some(msg) = rx.recv().await {
+        peers.handle_mesh(msg);
+    }
+}
