@@ -66,7 +66,7 @@ async fn write_all(file: &DmaFile, body: &[u8]) -> io::Result<()> {
         }
         pos += chunk.len() as u64;
     }
-    if body.len() % align != 0 {
+    if !body.len().is_multiple_of(align) {
         file.truncate(body.len() as u64).await?;
     }
     file.fdatasync().await?;
