@@ -21,6 +21,9 @@
 //! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard` |
 //! | `queue_dropped_total` | counter | `queue`, `shard` |
 //! | `conns_refused_total` | counter | `shard` |
+//! | `store_objects` | gauge | `shard`: objects the shard's store holds |
+//! | `store_bytes` | gauge | `shard`: their bytes |
+//! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
 //! | `readyz_state` | gauge | none: 1 when `/readyz` answers 200, else 0 |
 
 use std::fmt;
@@ -263,6 +266,27 @@ impl Collector for BoardCollector {
             Counter,
             shards().map(|(c, s)| ([("shard", s)], c.conns_refused())),
         )?;
+        family(
+            &mut enc,
+            "store_objects",
+            "Objects the shard's store holds.",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.store().objects)),
+        )?;
+        family(
+            &mut enc,
+            "store_bytes",
+            "Bytes of the objects the shard's store holds.",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.store().bytes)),
+        )?;
+        family(
+            &mut enc,
+            "store_quarantined",
+            "Object files moved to quarantine: failed verification, torn, or not named as an address.",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.store().quarantined)),
+        )?;
         enc.encode_descriptor(
             "readyz_state",
             "1 when /readyz answers 200, else 0.",
@@ -277,7 +301,7 @@ impl Collector for BoardCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ronode_shards::stats::{Publish, ShardStats};
+    use ronode_shards::stats::{Publish, ShardStats, StoreUsage};
 
     fn metrics(shards: u16) -> (Arc<StatsBoard>, Arc<Readiness>, Metrics) {
         let board = Arc::new(StatsBoard::new(shards));
@@ -302,12 +326,19 @@ mod tests {
         assert!(text.contains("# TYPE rejected counter\n"));
         assert!(text.contains("# UNIT request_latency_seconds seconds\n"));
         assert!(text.contains("\nreadyz_state 0\n"));
-        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 series per shard, plus readyz_state;
+        for line in [
+            "store_objects{shard=\"1\"} 0\n",
+            "store_bytes{shard=\"0\"} 0\n",
+            "store_quarantined_total{shard=\"1\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line}");
+        }
+        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 series per shard, plus readyz_state;
         // the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3) + 1
         );
     }
 
@@ -318,6 +349,11 @@ mod tests {
         s.rejected(Reason::RatioCap);
         s.frame(Dir::Out, FrameKind::Event, 64);
         s.set_queue_depth(Queue::Mesh, 3);
+        s.set_store(StoreUsage {
+            objects: 2,
+            bytes: 4096,
+            quarantined: 1,
+        });
         for us in [90, 1_500, 1_500, 70_000_000] {
             s.request_latency_us(us);
         }
@@ -330,6 +366,9 @@ mod tests {
             "overlay_frames_total{dir=\"out\",kind=\"event\",shard=\"1\"} 1\n",
             "overlay_bytes_total{dir=\"out\",shard=\"1\"} 64\n",
             "queue_depth{queue=\"mesh\",shard=\"1\"} 3\n",
+            "store_objects{shard=\"1\"} 2\n",
+            "store_bytes{shard=\"1\"} 4096\n",
+            "store_quarantined_total{shard=\"1\"} 1\n",
             "request_latency_seconds_count{shard=\"1\"} 4\n",
             "request_latency_seconds_sum{shard=\"1\"} 70.00309\n",
             "request_latency_seconds_bucket{le=\"0.0001\",shard=\"1\"} 1\n",

@@ -33,17 +33,6 @@ fn init(dir: &Path) -> String {
     line["node_id ".len()..].trim().to_owned()
 }
 
-fn mint(dir: &Path) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
-        .args(["cap", "mint", "--scope", "put", "--ttl", "1h", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    hex::decode(text.lines().last().unwrap()).unwrap()
-}
-
 /// A node of the test overlay: its data directory, NodeId and fixed port.
 struct Member {
     dir: PathBuf,
@@ -113,7 +102,7 @@ fn an_object_put_on_one_end_of_a_line_is_served_at_the_other() {
     let body: Vec<u8> = (0..1024u32).map(|i| (i * 7) as u8).collect();
     let addr = Client::connect(na.listen, &opts())
         .unwrap()
-        .put(&body, Some(&mint(&a.dir)))
+        .put(&body, Some(&common::mint(&a.dir, "put")))
         .unwrap()
         .addr;
     // C holds nothing and knows only B; B holds nothing either and asks A.
@@ -165,12 +154,12 @@ fn a_killed_peer_is_dialled_again_and_objects_resolve_meanwhile() {
     let body = b"held by two peers".to_vec();
     let addr = Client::connect(na.listen, &opts())
         .unwrap()
-        .put(&body, Some(&mint(&a.dir)))
+        .put(&body, Some(&common::mint(&a.dir, "put")))
         .unwrap()
         .addr;
     Client::connect(nb.listen, &opts())
         .unwrap()
-        .put(&body, Some(&mint(&b.dir)))
+        .put(&body, Some(&common::mint(&b.dir, "put")))
         .unwrap();
     let (code, _) = na.sigterm_and_wait();
     assert_eq!(code, Some(0));
@@ -188,7 +177,7 @@ fn a_killed_peer_is_dialled_again_and_objects_resolve_meanwhile() {
     let only_a = b"only A has this one".to_vec();
     let addr = Client::connect(na.listen, &opts())
         .unwrap()
-        .put(&only_a, Some(&mint(&a.dir)))
+        .put(&only_a, Some(&common::mint(&a.dir, "put")))
         .unwrap()
         .addr;
     assert_eq!(from_c.get(&addr).unwrap(), only_a, "fetched from A again");
@@ -277,7 +266,7 @@ fn a_peer_serving_forged_bytes_is_skipped_and_counted() {
         .unwrap();
     let addr = Client::connect(na.listen, &opts())
         .unwrap()
-        .put(&body, Some(&mint(&a.dir)))
+        .put(&body, Some(&common::mint(&a.dir, "put")))
         .unwrap()
         .addr;
     let got = Client::connect(nn.listen, &opts())

@@ -129,6 +129,15 @@ impl Queue {
     }
 }
 
+/// A shard's object store: `store_objects` and `store_bytes` (gauges) and
+/// `store_quarantined_total` (files the store moved to quarantine since start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreUsage {
+    pub objects: u64,
+    pub bytes: u64,
+    pub quarantined: u64,
+}
+
 /// The plain counters and gauges of one shard (everything but latency). `Copy`: the admin can
 /// take them out of a slot without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +151,7 @@ pub struct Counters {
     queue_depth: [u64; Queue::ALL.len()],
     queue_dropped: [u64; Queue::ALL.len()],
     conns_refused: u64,
+    store: StoreUsage,
 }
 
 impl Default for Counters {
@@ -156,6 +166,7 @@ impl Default for Counters {
             queue_depth: [0; Queue::ALL.len()],
             queue_dropped: [0; Queue::ALL.len()],
             conns_refused: 0,
+            store: StoreUsage::default(),
         }
     }
 }
@@ -204,6 +215,11 @@ impl Counters {
     /// `conns_refused_total`: connections closed before the TLS handshake, over `max_conns`.
     pub fn conns_refused(&self) -> u64 {
         self.conns_refused
+    }
+
+    /// `store_objects`, `store_bytes` and `store_quarantined_total`.
+    pub fn store(&self) -> StoreUsage {
+        self.store
     }
 }
 
@@ -406,6 +422,11 @@ impl ShardStats {
         self.counters.conns_refused += 1;
     }
 
+    /// What the shard's object store holds and has quarantined (the store keeps the counts).
+    pub fn set_store(&mut self, usage: StoreUsage) {
+        self.counters.store = usage;
+    }
+
     /// A request was answered `us` microseconds after it arrived.
     pub fn request_latency_us(&mut self, us: u64) {
         self.latency.record_us(us);
@@ -600,6 +621,12 @@ mod tests {
         s.queue_dropped(Queue::Work);
         s.conn_refused();
         s.request_latency_us(250);
+        let usage = StoreUsage {
+            objects: 2,
+            bytes: 300,
+            quarantined: 1,
+        };
+        s.set_store(usage);
 
         let c = s.counters();
         assert_eq!(c.rejected(Reason::Oversize), 2);
@@ -619,6 +646,7 @@ mod tests {
         assert_eq!(c.queue_depth(Queue::Work), 0);
         assert_eq!(c.queue_dropped(Queue::Work), 1);
         assert_eq!(c.conns_refused(), 1);
+        assert_eq!(c.store(), usage);
         assert_eq!(s.latency().count(), 1);
         assert_eq!(s.latency().sum_us(), 250);
         s.set_sessions_active(5);

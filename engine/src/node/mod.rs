@@ -4,6 +4,7 @@
 //! then the process exits 0.
 
 mod dial;
+mod disk;
 mod guard;
 mod handoff;
 mod mesh;
@@ -22,7 +23,7 @@ use ronode_admin::{AdminServer, Readiness, VersionInfo};
 use ronode_proto::identity::Identity;
 use ronode_shards::stats::StatsBoard;
 use ronode_shards::ShardId;
-use shard::{ShardCfg, ShardSeed};
+use shard::{ShardCfg, ShardSeed, StoreSeed};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
     };
     let objects_cfg = objects_config(&cfg);
     let cap_keys = cap_keys(&cfg)?;
-    let ram_capacity = ram_capacity(&cfg) / u64::from(shards);
+    let store = store_seed(&cfg, shards)?;
     let mut mesh = Mesh::new(shards, cfg.queues.mesh as usize);
     let mut handoffs = Mesh::new(shards, HANDOFF_QUEUE);
     let mut peer_mesh = Mesh::new(shards, cfg.queues.mesh as usize);
@@ -96,7 +97,7 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
             shard_count: shards,
             objects: objects_cfg.clone(),
             cap_keys: cap_keys.clone(),
-            ram_capacity_bytes: ram_capacity,
+            store: store.clone(),
             mesh_out: mesh.senders_from(ShardId(id)),
             mesh_in: mesh.receivers_to(ShardId(id)),
             handoff_out: handoffs.senders_from(ShardId(id)),
@@ -255,20 +256,25 @@ fn cap_keys(cfg: &NodeConfig) -> Result<ronode_shards::objects::CapKeys> {
     Ok(ronode_shards::objects::CapKeys::with(kid, key))
 }
 
-/// Bytes of RAM for objects across all shards. The disk store is not built yet: a disk node keeps
-/// objects in RAM too, at most 256 MiB, and says so at start.
-fn ram_capacity(cfg: &NodeConfig) -> u64 {
-    const DISK_STANDIN_BYTES: u64 = 256 << 20;
-    match cfg.store.kind {
-        crate::config::StoreKind::Ram => cfg.store.capacity_bytes,
+/// Each shard's store: its share of `store.capacity_bytes`, and for a disk store the objects
+/// directory, prepared here once (layout made, torn uploads deleted) before any shard indexes it.
+fn store_seed(cfg: &NodeConfig, shards: u16) -> Result<StoreSeed> {
+    let capacity_bytes = cfg.store.capacity_bytes / u64::from(shards);
+    Ok(match cfg.store.kind {
+        crate::config::StoreKind::Ram => StoreSeed::Ram { capacity_bytes },
         crate::config::StoreKind::Disk => {
-            eprintln!(
-                "note: the disk object store is not built yet; objects are kept in RAM (at most {} MiB) and lost at exit",
-                DISK_STANDIN_BYTES >> 20
-            );
-            cfg.store.capacity_bytes.min(DISK_STANDIN_BYTES)
+            let objects_dir = cfg.data_dir.join(disk::layout::OBJECTS_DIR);
+            let torn = disk::layout::prepare(&objects_dir)
+                .with_context(|| format!("object store {}", objects_dir.display()))?;
+            if torn > 0 {
+                eprintln!("object store: deleted {torn} upload(s) torn by the last exit");
+            }
+            StoreSeed::Disk {
+                objects_dir,
+                capacity_bytes,
+            }
         }
-    }
+    })
 }
 
 fn shard_count(cfg: &NodeConfig) -> u16 {

@@ -1,19 +1,49 @@
 //! The objects plane on a shard: the sans-IO `ObjectsPlane` (capabilities, BLAKE3, framing) for
-//! the sessions this shard serves, the RAM store for the objects whose address prefix this shard
-//! owns, and the mesh that carries store operations to the owner shard and completions back.
+//! the sessions this shard serves, the store (RAM or disk) for the objects whose address prefix
+//! this shard owns, and the mesh that carries store operations to the owner shard and
+//! completions back.
 //!
-//! After every input (a frame, a completion from the mesh) [`Objects::drain`] runs the plane's
-//! outputs to exhaustion: store operations go to the local store or over the mesh, transmits go
-//! to their session's outbox, and the session is woken to write them.
+//! After every input (a frame, a completion from the mesh or from the disk) [`Objects::drain`]
+//! runs the plane's outputs to exhaustion: store operations go to the local store or over the
+//! mesh, transmits go to their session's outbox, and the session is woken to write them. The
+//! RAM store completes an operation on the spot; the disk store completes index-only operations
+//! on the spot and runs the others as local tasks, whose completion is then handled like one
+//! from the mesh ([`Objects::complete`]).
 
+use super::disk::{DiskStore, Started};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_proto::inbound::Received;
-use ronode_shards::objects::{ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit};
+use ronode_shards::objects::{
+    ObjectStore, ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit,
+};
+use ronode_shards::stats::StoreUsage;
 use ronode_shards::{shard_of, ShardId};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+
+/// The store of the objects this shard owns.
+pub enum Store {
+    Ram(RefCell<RamStore>),
+    Disk(Rc<DiskStore>),
+}
+
+impl Store {
+    pub fn usage(&self) -> StoreUsage {
+        match self {
+            Store::Ram(ram) => {
+                let ram = ram.borrow();
+                StoreUsage {
+                    objects: ram.len() as u64,
+                    bytes: ram.used_bytes(),
+                    quarantined: 0,
+                }
+            }
+            Store::Disk(disk) => disk.usage(),
+        }
+    }
+}
 
 /// What crosses the mesh between two shards.
 #[derive(Debug)]
@@ -81,7 +111,9 @@ pub struct Objects {
     shard: ShardId,
     shard_count: u16,
     plane: RefCell<ObjectsPlane>,
-    ram: RefCell<RamStore>,
+    store: Store,
+    /// This runtime, for the disk tasks that hand their completions back to it.
+    me: Weak<Objects>,
     outboxes: RefCell<BTreeMap<u64, Rc<Outbox>>>,
     next_session: std::cell::Cell<u64>,
     /// Senders to every other shard, indexed by shard (None for this one).
@@ -93,18 +125,19 @@ pub struct Objects {
 }
 
 impl Objects {
-    pub fn new(shard: ShardId, shard_count: u16, plane: ObjectsPlane, ram: RamStore) -> Objects {
-        Objects {
+    pub fn new(shard: ShardId, shard_count: u16, plane: ObjectsPlane, store: Store) -> Rc<Objects> {
+        Rc::new_cyclic(|me| Objects {
             shard,
             shard_count,
             plane: RefCell::new(plane),
-            ram: RefCell::new(ram),
+            store,
+            me: me.clone(),
             outboxes: RefCell::new(BTreeMap::new()),
             next_session: std::cell::Cell::new(1),
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
             lagged: std::cell::Cell::new(0),
             parked: RefCell::new((0..shard_count).map(|_| Vec::new()).collect()),
-        }
+        })
     }
 
     /// Adds the sender towards `to`.
@@ -167,6 +200,11 @@ impl Objects {
         self.lagged.get()
     }
 
+    /// What the store holds and has quarantined, for the shard's stats.
+    pub fn store_usage(&self) -> StoreUsage {
+        self.store.usage()
+    }
+
     /// Refusals by reason since start, for the shard's `rejected_total`.
     pub fn refusals(&self) -> Vec<(ronode_proto::Reason, u64)> {
         self.plane.borrow().counters().refusals().collect()
@@ -201,10 +239,9 @@ impl Objects {
     fn route(&self, op: StoreOp) {
         let owner = shard_of(op.addr().as_bytes(), self.shard_count);
         if owner == self.shard {
-            let done = op.execute(&mut *self.ram.borrow_mut());
-            if let Some(done) = done {
-                self.plane.borrow_mut().handle_store_done(done);
-            }
+            // A completion on the spot goes to the plane; the drain already running sends on
+            // whatever it queued.
+            self.execute(op);
             return;
         }
         let sender = self.mesh.borrow()[owner.0 as usize].clone();
@@ -239,31 +276,64 @@ impl Objects {
         // The busy answer goes out with the drain already running (it loops until empty).
     }
 
+    /// Runs an operation on this shard's store; its completion goes to [`Objects::complete`]
+    /// now or, for disk I/O, when the task ends.
+    fn execute(&self, op: StoreOp) {
+        let disk = match &self.store {
+            Store::Ram(ram) => {
+                if let Some(done) = op.execute(&mut *ram.borrow_mut()) {
+                    self.complete(done);
+                }
+                return;
+            }
+            Store::Disk(disk) => disk,
+        };
+        match disk.start(op) {
+            Started::Done(Some(done)) => self.complete(done),
+            Started::Done(None) => {}
+            Started::Io(io) => {
+                let me = self.me.clone();
+                glommio::spawn_local(async move {
+                    let done = io.await;
+                    if let Some(me) = me.upgrade() {
+                        me.complete(done);
+                        me.drain();
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// A completion of this shard's store: to the local plane when it issued the operation,
+    /// otherwise back over the mesh to the shard that did.
+    fn complete(&self, done: StoreDone) {
+        let origin = done.id().shard;
+        if origin == self.shard {
+            self.plane.borrow_mut().handle_store_done(done);
+            return;
+        }
+        // A completion must not be lost: park it until the channel back to its origin is
+        // connected (the first moments after start), and wait for room rather than drop it.
+        let sender = self.mesh.borrow()[origin.0 as usize].clone();
+        let Some(sender) = sender else {
+            self.parked.borrow_mut()[origin.0 as usize].push(done);
+            return;
+        };
+        if let Err(e) = sender.try_send(MeshMsg::Done(done)) {
+            self.lagged.set(self.lagged.get() + 1);
+            let item = mesh_item(e);
+            glommio::spawn_local(async move {
+                let _ = sender.send(item).await;
+            })
+            .detach();
+        }
+    }
+
     /// A message from another shard's mesh channel.
     pub fn handle_mesh(&self, msg: MeshMsg) {
         match msg {
-            MeshMsg::Op(op) => {
-                let origin = op.id().shard;
-                let done = op.execute(&mut *self.ram.borrow_mut());
-                if let Some(done) = done {
-                    // A completion must not be lost: park it until the channel back to its
-                    // origin is connected (the first moments after start), and wait for room
-                    // rather than drop it.
-                    let sender = self.mesh.borrow()[origin.0 as usize].clone();
-                    let Some(sender) = sender else {
-                        self.parked.borrow_mut()[origin.0 as usize].push(done);
-                        return;
-                    };
-                    if let Err(e) = sender.try_send(MeshMsg::Done(done)) {
-                        self.lagged.set(self.lagged.get() + 1);
-                        let item = mesh_item(e);
-                        glommio::spawn_local(async move {
-                            let _ = sender.send(item).await;
-                        })
-                        .detach();
-                    }
-                }
-            }
+            MeshMsg::Op(op) => self.execute(op),
             MeshMsg::Done(done) => {
                 self.plane.borrow_mut().handle_store_done(done);
                 self.drain();

@@ -2,8 +2,9 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
+use super::disk::DiskStore;
 use super::handoff::{self, Handoff};
-use super::objects::{self, MeshMsg, Objects};
+use super::objects::{self, MeshMsg, Objects, Store};
 use super::peers::{self, PeerMsg, Peers, PeersCfg};
 use super::session;
 use super::tls_conn::TlsConn;
@@ -134,6 +135,7 @@ impl Shard {
                 stats.bus_lagged();
             }
             rep.lagged = lagged;
+            stats.set_store(self.objects.store_usage());
             let refusals = self.objects.refusals();
             rep.refusals.resize(refusals.len(), 0);
             for (i, (reason, n)) in refusals.into_iter().enumerate() {
@@ -160,7 +162,7 @@ pub struct ShardSeed {
     pub shard_count: u16,
     pub objects: ObjectsConfig,
     pub cap_keys: CapKeys,
-    pub ram_capacity_bytes: u64,
+    pub store: StoreSeed,
     /// Senders towards every other shard, and receivers from them (the bounded SPSC mesh).
     pub mesh_out: Vec<(ShardId, SharedSender<MeshMsg>)>,
     pub mesh_in: Vec<SharedReceiver<MeshMsg>>,
@@ -177,8 +179,52 @@ pub struct ShardSeed {
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
 }
 
+/// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
+#[derive(Debug, Clone)]
+pub enum StoreSeed {
+    Ram {
+        capacity_bytes: u64,
+    },
+    /// `objects_dir` was prepared by `disk::layout::prepare`.
+    Disk {
+        objects_dir: std::path::PathBuf,
+        capacity_bytes: u64,
+    },
+}
+
+impl StoreSeed {
+    /// Builds the store (a disk store indexes what this shard owns on disk).
+    fn open(self, shard: ShardId, shard_count: u16) -> std::io::Result<Store> {
+        Ok(match self {
+            StoreSeed::Ram { capacity_bytes } => {
+                Store::Ram(RefCell::new(RamStore::new(capacity_bytes)))
+            }
+            StoreSeed::Disk {
+                objects_dir,
+                capacity_bytes,
+            } => Store::Disk(Rc::new(DiskStore::open(
+                objects_dir,
+                shard,
+                shard_count,
+                capacity_bytes,
+            )?)),
+        })
+    }
+}
+
 /// Runs a shard until the node drains: accept, serve, publish stats every tick.
 pub async fn run(seed: ShardSeed) {
+    // The store first: a shard serves nothing before its index is built, and a store that
+    // cannot open fails the start like a port that cannot be bound.
+    let store = match seed.store.open(seed.id, seed.shard_count) {
+        Ok(store) => store,
+        Err(e) => {
+            let _ = seed
+                .bound
+                .send(Err(std::io::Error::other(format!("object store: {e}"))));
+            return;
+        }
+    };
     let listener = match TcpListener::bind(seed.listen) {
         Ok(l) => {
             let _ = seed
@@ -198,12 +244,7 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
-    let objects = Rc::new(Objects::new(
-        seed.id,
-        seed.shard_count,
-        plane,
-        RamStore::new(seed.ram_capacity_bytes),
-    ));
+    let objects = Objects::new(seed.id, seed.shard_count, plane, store);
     for rx in seed.mesh_in {
         let objects = objects.clone();
         glommio::spawn_local(async move { objects::serve_mesh(objects, rx.connect().await).await })

@@ -210,3 +210,38 @@ pub fn raw_session(node: &Node) -> rustls::StreamOwned<rustls::ClientConnection,
     tcp.set_read_timeout(Some(WAIT)).unwrap();
     rustls::StreamOwned::new(conn, tcp)
 }
+
+/// A capability of `scope` minted with `ronode cap mint` from `dir`'s root key.
+pub fn mint(dir: &std::path::Path, scope: &str) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
+        .args(["cap", "mint", "--scope", scope, "--ttl", "1h", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hex::decode(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Deterministic bytes (xorshift), different for every seed.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -1,0 +1,193 @@
+//! The disk store's books, in memory and without I/O: which addresses the shard holds and how
+//! big they are, which of them were verified since start, and the bytes promised to uploads in
+//! progress. Capacity follows the store contract: room is reserved at `BeginPut` against
+//! `capacity_bytes` minus what is stored and reserved; a disk store evicts nothing, so full is
+//! full (`Full`, 507).
+
+use std::collections::{BTreeMap, HashMap};
+
+use ronode_proto::id::ObjectAddr;
+use ronode_shards::objects::{Begun, OpId, StoreError};
+
+/// One object on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Its file's size.
+    pub size: u64,
+    /// Whether its bytes were hashed against its address since start (or written by this run).
+    pub verified: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Index {
+    capacity_bytes: u64,
+    used_bytes: u64,
+    /// Sum of `reservations`.
+    reserved_bytes: u64,
+    /// Lookups only; nothing iterates it, so its order never reaches an output.
+    objects: HashMap<ObjectAddr, Entry>,
+    /// Uploads begun and not yet committed or aborted: bounded by the planes' `max_puts`.
+    reservations: BTreeMap<OpId, u64>,
+}
+
+impl Index {
+    pub fn new(capacity_bytes: u64) -> Index {
+        Index {
+            capacity_bytes,
+            used_bytes: 0,
+            reserved_bytes: 0,
+            objects: HashMap::new(),
+            reservations: BTreeMap::new(),
+        }
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.used_bytes
+    }
+
+    #[cfg(test)]
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reserved_bytes
+    }
+
+    pub fn get(&self, addr: &ObjectAddr) -> Option<Entry> {
+        self.objects.get(addr).copied()
+    }
+
+    /// Adds an object: one found at start (`verified: false`) or one just written (`true`).
+    /// Whether it was new (false: another upload of the same bytes got there first).
+    pub fn insert(&mut self, addr: ObjectAddr, size: u64, verified: bool) -> bool {
+        if let Some(entry) = self.objects.get_mut(&addr) {
+            entry.verified |= verified;
+            return false;
+        }
+        self.objects.insert(addr, Entry { size, verified });
+        self.used_bytes += size;
+        true
+    }
+
+    pub fn mark_verified(&mut self, addr: &ObjectAddr) {
+        if let Some(entry) = self.objects.get_mut(addr) {
+            entry.verified = true;
+        }
+    }
+
+    /// Drops `addr` (quarantined or gone); whether it was held.
+    pub fn remove(&mut self, addr: &ObjectAddr) -> bool {
+        let Some(entry) = self.objects.remove(addr) else {
+            return false;
+        };
+        self.used_bytes -= entry.size;
+        true
+    }
+
+    /// See `StoreOp::BeginPut`.
+    pub fn begin_put(
+        &mut self,
+        put: OpId,
+        addr: &ObjectAddr,
+        size: u64,
+    ) -> Result<Begun, StoreError> {
+        if self.objects.contains_key(addr) {
+            return Ok(Begun::Duplicate);
+        }
+        if size > self.capacity_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                capacity_bytes: self.capacity_bytes,
+            });
+        }
+        // A second BeginPut with the same id would be the caller's bug; keep the books right.
+        self.release(put);
+        if self.used_bytes + self.reserved_bytes + size > self.capacity_bytes {
+            return Err(StoreError::Full {
+                size,
+                reserved_bytes: self.reserved_bytes,
+                capacity_bytes: self.capacity_bytes,
+            });
+        }
+        self.reservations.insert(put, size);
+        self.reserved_bytes += size;
+        Ok(Begun::New)
+    }
+
+    /// The size reserved for `put`, still held (the commit releases it once its I/O ended).
+    pub fn reservation(&self, put: OpId) -> Option<u64> {
+        self.reservations.get(&put).copied()
+    }
+
+    /// Gives `put`'s reservation back; its size, if it had one.
+    pub fn release(&mut self, put: OpId) -> Option<u64> {
+        let size = self.reservations.remove(&put)?;
+        self.reserved_bytes -= size;
+        Some(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ronode_shards::ShardId;
+
+    fn id(seq: u64) -> OpId {
+        OpId {
+            shard: ShardId(0),
+            seq,
+        }
+    }
+
+    #[test]
+    fn reservations_bound_the_store_and_nothing_is_evicted() {
+        let mut ix = Index::new(100);
+        let (a, b, c) = (
+            ObjectAddr::of(b"a"),
+            ObjectAddr::of(b"b"),
+            ObjectAddr::of(b"c"),
+        );
+        assert!(ix.insert(a, 60, false), "found at start");
+        assert_eq!(
+            ix.get(&a),
+            Some(Entry {
+                size: 60,
+                verified: false
+            })
+        );
+        assert_eq!(ix.begin_put(id(1), &a, 60), Ok(Begun::Duplicate));
+        assert_eq!(
+            ix.begin_put(id(2), &b, 101),
+            Err(StoreError::TooLarge {
+                size: 101,
+                capacity_bytes: 100
+            })
+        );
+        assert_eq!(ix.begin_put(id(3), &b, 30), Ok(Begun::New));
+        assert_eq!(
+            ix.begin_put(id(4), &c, 20),
+            Err(StoreError::Full {
+                size: 20,
+                reserved_bytes: 30,
+                capacity_bytes: 100
+            }),
+            "60 stored + 30 reserved leave 10"
+        );
+        assert_eq!(ix.reservation(id(3)), Some(30));
+        assert_eq!(ix.release(id(3)), Some(30));
+        assert!(ix.insert(b, 30, true));
+        assert!(!ix.insert(b, 30, true), "a second commit of the same bytes");
+        assert_eq!((ix.len(), ix.used_bytes(), ix.reserved_bytes()), (2, 90, 0));
+        assert_eq!(ix.release(id(3)), None);
+
+        ix.mark_verified(&a);
+        assert!(ix.get(&a).unwrap().verified);
+        assert!(ix.remove(&a));
+        assert!(!ix.remove(&a));
+        assert_eq!(ix.used_bytes(), 30);
+        assert_eq!(ix.begin_put(id(5), &c, 70), Ok(Begun::New));
+    }
+}

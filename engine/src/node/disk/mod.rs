@@ -1,0 +1,321 @@
+//! [`DiskStore`]: a shard's durable object store on glommio DMA files, holding the objects whose
+//! address the shard owns (`shard_of`). It follows the store contract of
+//! `ronode_shards::objects::store`; the layout on disk is in [`layout`].
+//!
+//! - **Start** ([`DiskStore::open`]): the node has run [`layout::prepare`] (directories made,
+//!   `tmp/` emptied of torn uploads); each shard lists its fan-out directories and indexes every
+//!   file named as an address it owns, by size, without hashing ([`index`]). Other names are
+//!   moved to `quarantine/` and counted.
+//! - **Index-only operations** complete on the spot, with no I/O: `Stat`, `BeginPut`
+//!   (reserve against `capacity_bytes`; no eviction, so full is `Full`), `AbortPut`, and the
+//!   `CommitPut` of a duplicate. Running them synchronously is also what keeps an upload's order
+//!   (`BeginPut` before its commit or abort).
+//! - **I/O operations** return a future the engine runs as a task: `CommitPut` with a body
+//!   (write to `tmp/`, fsync, rename, fsync the directory, then complete and release the
+//!   reservation) and `Read`. At most [`MAX_IO_OPS`] run at once per shard; beyond that an
+//!   operation completes `Busy` (503) at once, so memory stays bounded by that many buffers.
+//! - **Reads**: an object not verified since start is hashed first (BLAKE3 of the whole file
+//!   against its address and indexed size). A mismatch, or a short or long file, moves the file
+//!   to `quarantine/`, drops it from the index, counts it and answers `Corrupt` (500; the next
+//!   GET is a 404). A verified object answers one window of the range ([`window`]), copied once
+//!   from the DMA buffer into `Bytes`.
+//!
+//! A quarantine rename is not fsynced: if a crash undoes it, the file is indexed again at the
+//! next start and refused again on its first read.
+
+mod index;
+mod io;
+pub mod layout;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use ronode_proto::id::ObjectAddr;
+use ronode_shards::objects::store::clamp;
+use ronode_shards::objects::{Committed, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
+use ronode_shards::stats::StoreUsage;
+use ronode_shards::ShardId;
+
+use index::{Entry, Index};
+
+/// Disk operations (commits and reads) a shard runs at once; one more is answered `Busy`.
+/// Each holds one buffer of at most `READ_WINDOW` bytes (a write or hash chunk is smaller).
+pub const MAX_IO_OPS: usize = 16;
+
+/// Most bytes one read answers when the range is longer: a GET streams from one window at a time.
+pub const READ_WINDOW: u64 = 1024 * 1024;
+
+/// What [`DiskStore::start`] made of an operation.
+pub enum Started {
+    /// Completed from the index (`None` for `AbortPut`).
+    Done(Option<StoreDone>),
+    /// Needs I/O: run the future as a task on this shard; it yields the completion.
+    Io(Pin<Box<dyn Future<Output = StoreDone>>>),
+}
+
+/// See the module docs.
+pub struct DiskStore {
+    shard: ShardId,
+    /// The objects directory.
+    root: PathBuf,
+    index: RefCell<Index>,
+    inflight: Rc<Cell<usize>>,
+    quarantined: Cell<u64>,
+}
+
+/// One of the [`MAX_IO_OPS`] places, given back when the operation's future ends or is dropped.
+struct Slot(Rc<Cell<usize>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// The part of `range` (already clamped to the object) one read answers: all of it when it is
+/// at most the window, otherwise the largest multiple of `min_len` within [`READ_WINDOW`] (and
+/// at least `min_len`), as `StoreOp::Read` asks.
+pub fn window(range: Range<u64>, min_len: u64) -> Range<u64> {
+    let min_len = min_len.max(1);
+    let most = (READ_WINDOW / min_len).max(1) * min_len;
+    range.start..range.end.min(range.start.saturating_add(most))
+}
+
+impl DiskStore {
+    /// Opens shard `shard`'s store under `root` (prepared by [`layout::prepare`]): indexes its
+    /// objects from names and sizes and quarantines stray names. Blocking; runs before the
+    /// shard serves.
+    pub fn open(
+        root: PathBuf,
+        shard: ShardId,
+        shard_count: u16,
+        capacity_bytes: u64,
+    ) -> std::io::Result<DiskStore> {
+        let scan = layout::scan(&root, shard, shard_count)?;
+        let mut index = Index::new(capacity_bytes);
+        for (addr, size) in scan.objects {
+            index.insert(addr, size, false);
+        }
+        let mut quarantined = 0;
+        for stray in scan.strays {
+            let name = stray.file_name().unwrap_or_default().to_string_lossy();
+            std::fs::rename(&stray, layout::quarantine_path(&root, &name))?;
+            quarantined += 1;
+        }
+        Ok(DiskStore {
+            shard,
+            root,
+            index: RefCell::new(index),
+            inflight: Rc::new(Cell::new(0)),
+            quarantined: Cell::new(quarantined),
+        })
+    }
+
+    pub fn usage(&self) -> StoreUsage {
+        let index = self.index.borrow();
+        StoreUsage {
+            objects: index.len() as u64,
+            bytes: index.used_bytes(),
+            quarantined: self.quarantined.get(),
+        }
+    }
+
+    /// Takes an operation: completes it from the index, or returns the I/O to run.
+    pub fn start(self: &Rc<Self>, op: StoreOp) -> Started {
+        let done = |done| Started::Done(Some(done));
+        let mut index = self.index.borrow_mut();
+        match op {
+            StoreOp::Stat { op, addr } => done(StoreDone::Stat {
+                op,
+                result: Ok(index.get(&addr).map(|e| e.size)),
+            }),
+            StoreOp::BeginPut { put, addr, size } => done(StoreDone::BeginPut {
+                put,
+                result: index.begin_put(put, &addr, size),
+            }),
+            StoreOp::AbortPut { put, .. } => {
+                index.release(put);
+                Started::Done(None)
+            }
+            StoreOp::CommitPut {
+                put,
+                addr,
+                body: None,
+            } => done(StoreDone::CommitPut {
+                put,
+                result: match index.get(&addr) {
+                    Some(_) => Ok(Committed { stored: false }),
+                    None => Err(StoreError::NotFound(addr)),
+                },
+            }),
+            StoreOp::CommitPut {
+                put,
+                addr,
+                body: Some(body),
+            } => {
+                let refused = match index.reservation(put) {
+                    None => Some(Err(StoreError::Io(format!("upload {put} was never begun")))),
+                    Some(n) if n != body.len() as u64 => Some(Err(StoreError::Io(format!(
+                        "upload {put} began with {n} bytes but commits {}",
+                        body.len()
+                    )))),
+                    // Another upload of the same bytes committed first.
+                    Some(_) if index.get(&addr).is_some() => Some(Ok(Committed { stored: false })),
+                    Some(_) => None,
+                };
+                let slot = if refused.is_none() { self.slot() } else { None };
+                match (refused, slot) {
+                    (None, Some(slot)) => {
+                        Started::Io(Box::pin(self.clone().commit(slot, put, addr, body)))
+                    }
+                    (refused, _) => {
+                        index.release(put);
+                        done(StoreDone::CommitPut {
+                            put,
+                            result: refused.unwrap_or(Err(StoreError::Busy)),
+                        })
+                    }
+                }
+            }
+            StoreOp::Read {
+                op,
+                addr,
+                range,
+                min_len,
+                ..
+            } => {
+                let Some(entry) = index.get(&addr) else {
+                    return done(StoreDone::Read {
+                        op,
+                        result: Err(StoreError::NotFound(addr)),
+                    });
+                };
+                match self.slot() {
+                    Some(slot) => Started::Io(Box::pin(
+                        self.clone().read(slot, op, addr, entry, range, min_len),
+                    )),
+                    None => done(StoreDone::Read {
+                        op,
+                        result: Err(StoreError::Busy),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn slot(&self) -> Option<Slot> {
+        let n = self.inflight.get();
+        (n < MAX_IO_OPS).then(|| {
+            self.inflight.set(n + 1);
+            Slot(self.inflight.clone())
+        })
+    }
+
+    async fn commit(
+        self: Rc<Self>,
+        _slot: Slot,
+        put: OpId,
+        addr: ObjectAddr,
+        body: Bytes,
+    ) -> StoreDone {
+        let tmp = layout::tmp_path(&self.root, self.shard, put);
+        let dest = layout::object_path(&self.root, &addr);
+        let written = io::write_durably(&tmp, &dest, &body).await;
+        let mut index = self.index.borrow_mut();
+        index.release(put);
+        let result = match written {
+            Ok(()) => Ok(Committed {
+                stored: index.insert(addr, body.len() as u64, true),
+            }),
+            Err(e) => Err(StoreError::Io(format!("writing {addr}: {e}"))),
+        };
+        StoreDone::CommitPut { put, result }
+    }
+
+    async fn read(
+        self: Rc<Self>,
+        _slot: Slot,
+        op: OpId,
+        addr: ObjectAddr,
+        entry: Entry,
+        range: Range<u64>,
+        min_len: u64,
+    ) -> StoreDone {
+        let path = layout::object_path(&self.root, &addr);
+        let result = async {
+            if !entry.verified {
+                match io::verify(&path, &addr, entry.size).await {
+                    Ok(true) => self.index.borrow_mut().mark_verified(&addr),
+                    Ok(false) => return Err(self.quarantine(&addr).await),
+                    Err(e) => return Err(self.io_failed(&addr, e)),
+                }
+            }
+            let want = window(clamp(&range, entry.size), min_len);
+            let bytes = if want.is_empty() {
+                Bytes::new()
+            } else {
+                io::read_range(&path, want)
+                    .await
+                    .map_err(|e| self.io_failed(&addr, e))?
+            };
+            Ok(ReadChunk {
+                object_size: entry.size,
+                bytes,
+            })
+        }
+        .await;
+        StoreDone::Read { op, result }
+    }
+
+    /// Moves `addr`'s file to quarantine and forgets it (counted once, by whichever read found
+    /// it first). The rename comes first: while the index still holds the address, no upload of
+    /// it writes a new file that the rename could carry away.
+    async fn quarantine(&self, addr: &ObjectAddr) -> StoreError {
+        let name = hex::encode(addr.as_bytes());
+        let from = layout::object_path(&self.root, addr);
+        let moved = glommio::io::rename(&from, layout::quarantine_path(&self.root, &name)).await;
+        if self.index.borrow_mut().remove(addr) {
+            self.quarantined.set(self.quarantined.get() + 1);
+            if let Err(e) = moved {
+                eprintln!("shard {}: quarantining {addr}: {e}", self.shard);
+            }
+        }
+        StoreError::Corrupt(*addr)
+    }
+
+    /// An I/O error on an indexed object: a file gone from under the store is forgotten (404);
+    /// anything else is a local fault.
+    fn io_failed(&self, addr: &ObjectAddr, e: std::io::Error) -> StoreError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            self.index.borrow_mut().remove(addr);
+            return StoreError::NotFound(*addr);
+        }
+        StoreError::Io(format!("reading {addr}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_follow_the_read_contract() {
+        const K: u64 = 1024;
+        // Short ranges come whole.
+        assert_eq!(window(0..10, 64 * K), 0..10);
+        assert_eq!(window(5..READ_WINDOW + 5, 64 * K), 5..READ_WINDOW + 5);
+        // Longer ones stop at the largest multiple of min_len within the window.
+        assert_eq!(window(0..10 * READ_WINDOW, 64 * K), 0..READ_WINDOW);
+        assert_eq!(window(7..10 * READ_WINDOW, 300 * K), 7..7 + 900 * K);
+        // A min_len over the window still gets one min_len.
+        let big = READ_WINDOW + 1;
+        assert_eq!(window(0..3 * big, big), 0..big);
+        assert_eq!(window(3..3, 4 * K), 3..3);
+        assert_eq!(window(0..u64::MAX, 0), 0..READ_WINDOW);
+    }
+}
