@@ -24,6 +24,9 @@
 //! | `store_objects` | gauge | `shard`: objects the shard's store holds |
 //! | `store_bytes` | gauge | `shard`: their bytes |
 //! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
+//! | `overlay_peers` | gauge | `state` (`down`, `dialing`, `up`), `shard`: configured peers the shard dials |
+//! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
+//! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
 //! | `readyz_state` | gauge | none: 1 when `/readyz` answers 200, else 0 |
 
 use std::fmt;
@@ -34,7 +37,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use ronode_proto::reason::Reason;
-use ronode_shards::stats::{Counters, Dir, FrameKind, Queue, StatsBoard, TlsFailure};
+use ronode_shards::peers::{DialFailure, PeerState};
+use ronode_shards::stats::{Counters, Dir, FetchResult, FrameKind, Queue, StatsBoard, TlsFailure};
 use ronode_shards::ShardId;
 
 use crate::readiness::Readiness;
@@ -287,6 +291,48 @@ impl Collector for BoardCollector {
             Counter,
             shards().map(|(c, s)| ([("shard", s)], c.store().quarantined)),
         )?;
+        family(
+            &mut enc,
+            "overlay_peers",
+            "Configured peers this shard dials, by state.",
+            Gauge,
+            shards().flat_map(|(c, s)| {
+                PeerState::ALL.into_iter().map(move |st| {
+                    (
+                        [("state", st.label()), ("shard", s)],
+                        c.peers().peers[st as usize],
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "overlay_dial_failures",
+            "Dials of configured peers that failed, by cause.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                DialFailure::ALL.into_iter().map(move |r| {
+                    (
+                        [("reason", r.label()), ("shard", s)],
+                        c.peers().dial_failures[r as usize],
+                    )
+                })
+            }),
+        )?;
+        family(
+            &mut enc,
+            "objects_fetch",
+            "Fetch on miss: fetches found or not, and tries that failed, by result.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                FetchResult::ALL.into_iter().map(move |r| {
+                    (
+                        [("result", r.label()), ("shard", s)],
+                        c.peers().fetches[r as usize],
+                    )
+                })
+            }),
+        )?;
         enc.encode_descriptor(
             "readyz_state",
             "1 when /readyz answers 200, else 0.",
@@ -330,15 +376,18 @@ mod tests {
             "store_objects{shard=\"1\"} 0\n",
             "store_bytes{shard=\"0\"} 0\n",
             "store_quarantined_total{shard=\"1\"} 0\n",
+            "overlay_peers{state=\"up\",shard=\"0\"} 0\n",
+            "overlay_dial_failures_total{reason=\"mismatch\",shard=\"1\"} 0\n",
+            "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
         ] {
             assert!(text.contains(line), "{line}");
         }
-        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 series per shard, plus readyz_state;
-        // the histogram writes sum, count and one line per bucket.
+        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 series per shard, plus
+        // readyz_state; the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6) + 1
         );
     }
 

@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use hdrhistogram::Histogram;
 use ronode_proto::reason::Reason;
 
+use crate::peers::{DialFailure, PeerState};
 use crate::placement::ShardId;
 
 /// A shard publishes when this much of its time has passed since its last publish, so that with
@@ -138,6 +139,55 @@ pub struct StoreUsage {
     pub quarantined: u64,
 }
 
+/// How fetch on miss ended: the `result` label of `objects_fetch_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FetchResult {
+    /// A fetch that found the object.
+    Found,
+    /// A fetch that asked every candidate in vain.
+    NotFound,
+    /// A try answered with bytes that do not hash to the address (the peer was skipped).
+    BadDigest,
+    /// A try past its deadline.
+    Timeout,
+    /// A try that failed otherwise.
+    Failed,
+    /// A miss refused as part of a fetch cycle or past the hop limit.
+    LoopRefused,
+}
+
+impl FetchResult {
+    pub const ALL: [FetchResult; 6] = [
+        FetchResult::Found,
+        FetchResult::NotFound,
+        FetchResult::BadDigest,
+        FetchResult::Timeout,
+        FetchResult::Failed,
+        FetchResult::LoopRefused,
+    ];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            FetchResult::Found => "found",
+            FetchResult::NotFound => "not_found",
+            FetchResult::BadDigest => "bad_digest",
+            FetchResult::Timeout => "timeout",
+            FetchResult::Failed => "failed",
+            FetchResult::LoopRefused => "loop_refused",
+        }
+    }
+}
+
+/// The overlay's peers and fetches on one shard, as their owners keep them:
+/// `overlay_peers{state}` (a gauge: the peers this shard dials), `overlay_dial_failures_total
+/// {reason}` and `objects_fetch_total{result}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerUsage {
+    pub peers: [u64; PeerState::ALL.len()],
+    pub dial_failures: [u64; DialFailure::ALL.len()],
+    pub fetches: [u64; FetchResult::ALL.len()],
+}
+
 /// The plain counters and gauges of one shard (everything but latency). `Copy`: the admin can
 /// take them out of a slot without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +202,7 @@ pub struct Counters {
     queue_dropped: [u64; Queue::ALL.len()],
     conns_refused: u64,
     store: StoreUsage,
+    peers: PeerUsage,
 }
 
 impl Default for Counters {
@@ -167,6 +218,7 @@ impl Default for Counters {
             queue_dropped: [0; Queue::ALL.len()],
             conns_refused: 0,
             store: StoreUsage::default(),
+            peers: PeerUsage::default(),
         }
     }
 }
@@ -220,6 +272,11 @@ impl Counters {
     /// `store_objects`, `store_bytes` and `store_quarantined_total`.
     pub fn store(&self) -> StoreUsage {
         self.store
+    }
+
+    /// `overlay_peers{state}`, `overlay_dial_failures_total{reason}`, `objects_fetch_total`.
+    pub fn peers(&self) -> PeerUsage {
+        self.peers
     }
 }
 
@@ -420,6 +477,11 @@ impl ShardStats {
     /// A connection was closed before its TLS handshake because the shard was at `max_conns`.
     pub fn conn_refused(&mut self) {
         self.counters.conns_refused += 1;
+    }
+
+    /// The shard's peers and fetches (their owners keep the counts).
+    pub fn set_peers(&mut self, usage: PeerUsage) {
+        self.counters.peers = usage;
     }
 
     /// What the shard's object store holds and has quarantined (the store keeps the counts).

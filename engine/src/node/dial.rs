@@ -28,11 +28,7 @@ pub async fn dial(
     let connector = futures_rustls::TlsConnector::from(config);
     let name = ServerName::IpAddress(peer.addr.ip().into());
     let deadline = Instant::now() + timeout;
-    let connect = glommio::timer::timeout(timeout, async {
-        TcpStream::connect(peer.addr)
-            .await
-            .map_err(glommio::GlommioError::from)
-    });
+    let connect = glommio::timer::timeout(timeout, TcpStream::connect(peer.addr));
     let stream = match connect.await {
         Ok(stream) => stream,
         Err(glommio::GlommioError::TimedOut(_)) => return Err(DialFailure::Timeout),

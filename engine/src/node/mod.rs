@@ -5,6 +5,7 @@
 
 mod dial;
 mod disk;
+mod fetch;
 mod guard;
 mod handoff;
 mod mesh;
@@ -96,6 +97,12 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
             listen,
             shard_count: shards,
             objects: objects_cfg.clone(),
+            fetch: ronode_shards::objects::FetchConfig {
+                fetch_peers: cfg.objects.fetch_peers as usize,
+                timeout_ms: cfg.objects.fetch_timeout_ms,
+                ..Default::default()
+            },
+            cache_fetched: cfg.objects.cache_fetched,
             cap_keys: cap_keys.clone(),
             store: store.clone(),
             mesh_out: mesh.senders_from(ShardId(id)),

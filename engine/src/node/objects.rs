@@ -122,11 +122,20 @@ pub struct Objects {
     lagged: std::cell::Cell<u64>,
     /// Completions for shards whose channel is still connecting, by shard.
     parked: RefCell<Vec<Vec<StoreDone>>>,
+    /// Fetch on miss for the addresses this shard owns (see `fetch.rs`).
+    pub(super) fetch: super::fetch::FetchState,
 }
 
 impl Objects {
-    pub fn new(shard: ShardId, shard_count: u16, plane: ObjectsPlane, store: Store) -> Rc<Objects> {
+    pub fn new(
+        shard: ShardId,
+        shard_count: u16,
+        plane: ObjectsPlane,
+        store: Store,
+        fetch: super::fetch::FetchState,
+    ) -> Rc<Objects> {
         Rc::new_cyclic(|me| Objects {
+            fetch,
             shard,
             shard_count,
             plane: RefCell::new(plane),
@@ -138,6 +147,10 @@ impl Objects {
             lagged: std::cell::Cell::new(0),
             parked: RefCell::new((0..shard_count).map(|_| Vec::new()).collect()),
         })
+    }
+
+    pub(super) fn shard_id(&self) -> ShardId {
+        self.shard
     }
 
     /// Adds the sender towards `to`.
@@ -278,7 +291,8 @@ impl Objects {
 
     /// Runs an operation on this shard's store; its completion goes to [`Objects::complete`]
     /// now or, for disk I/O, when the task ends.
-    fn execute(&self, op: StoreOp) {
+    pub(super) fn execute(&self, op: StoreOp) {
+        self.note_fetchable(&op);
         let disk = match &self.store {
             Store::Ram(ram) => {
                 if let Some(done) = op.execute(&mut *ram.borrow_mut()) {
@@ -307,7 +321,11 @@ impl Objects {
 
     /// A completion of this shard's store: to the local plane when it issued the operation,
     /// otherwise back over the mesh to the shard that did.
-    fn complete(&self, done: StoreDone) {
+    pub(super) fn complete(&self, done: StoreDone) {
+        // A miss that peers may fill, or the store's answer to caching a fetched object.
+        let Some(done) = self.intercept(done) else {
+            return;
+        };
         let origin = done.id().shard;
         if origin == self.shard {
             self.plane.borrow_mut().handle_store_done(done);

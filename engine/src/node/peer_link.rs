@@ -89,6 +89,16 @@ pub enum LinkEnd {
     Unresponsive,
 }
 
+impl std::fmt::Display for LinkEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkEnd::Closed => f.write_str("the peer closed the session"),
+            LinkEnd::Failed(why) => write!(f, "{why}"),
+            LinkEnd::Unresponsive => f.write_str("no answer to HELLO or PING in time"),
+        }
+    }
+}
+
 /// An answer being received.
 struct Pending {
     get: LinkGet,

@@ -264,7 +264,7 @@ async fn keep(peers: Rc<Peers>, spec: PeerSpec) {
     peers.announce();
     let now = peers.now_ms();
     peers.set.borrow_mut().handle_down(&spec.id, now);
-    eprintln!("peer {}#{} down: {end:?}", spec.addr, spec.id);
+    eprintln!("peer {}#{} down: {end}", spec.addr, spec.id);
 }
 
 /// Serves one incoming peer-mesh channel until its sender goes away.

@@ -15,7 +15,8 @@ use glommio::net::TcpListener;
 use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
 use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane, RamStore};
-use ronode_shards::stats::{ShardStats, StatsBoard};
+use ronode_shards::peers::{DialFailure, PeerState};
+use ronode_shards::stats::{PeerUsage, ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -90,6 +91,23 @@ impl Shard {
         f(&mut self.stats.borrow_mut());
     }
 
+    /// The shard's peers and fetches, for its stats.
+    fn peer_usage(&self) -> PeerUsage {
+        let f = self.objects.fetch_counters();
+        PeerUsage {
+            peers: PeerState::ALL.map(|st| self.peers.count(st) as u64),
+            dial_failures: DialFailure::ALL.map(|r| self.peers.failures(r)),
+            fetches: [
+                f.found,
+                f.not_found,
+                f.bad_digest,
+                f.timeouts,
+                f.failed,
+                f.loops_refused,
+            ],
+        }
+    }
+
     /// Gives a peer session to the shard that owns its NodeId. Hands the session back when it
     /// cannot go (the channel is full or still connecting: counted in `bus_lagged_total`; or
     /// its fd could not be duplicated), to be served here instead.
@@ -136,6 +154,7 @@ impl Shard {
             }
             rep.lagged = lagged;
             stats.set_store(self.objects.store_usage());
+            stats.set_peers(self.peer_usage());
             let refusals = self.objects.refusals();
             rep.refusals.resize(refusals.len(), 0);
             for (i, (reason, n)) in refusals.into_iter().enumerate() {
@@ -161,6 +180,9 @@ pub struct ShardSeed {
     pub listen: SocketAddr,
     pub shard_count: u16,
     pub objects: ObjectsConfig,
+    /// Fetch on miss: how, and whether fetched objects are kept.
+    pub fetch: ronode_shards::objects::FetchConfig,
+    pub cache_fetched: bool,
     pub cap_keys: CapKeys,
     pub store: StoreSeed,
     /// Senders towards every other shard, and receivers from them (the bounded SPSC mesh).
@@ -244,7 +266,8 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
-    let objects = Objects::new(seed.id, seed.shard_count, plane, store);
+    let fetch = super::fetch::FetchState::new(seed.fetch, seed.cache_fetched);
+    let objects = Objects::new(seed.id, seed.shard_count, plane, store, fetch);
     for rx in seed.mesh_in {
         let objects = objects.clone();
         glommio::spawn_local(async move { objects::serve_mesh(objects, rx.connect().await).await })
@@ -255,6 +278,7 @@ pub async fn run(seed: ShardSeed) {
         glommio::spawn_local(async move { objects.connect_mesh(to, tx.connect().await) }).detach();
     }
     let peers = Peers::new(seed.id, seed.shard_count, seed.peers, seed.peers_cfg);
+    objects.attach_peers(peers.clone());
     for rx in seed.peer_in {
         let peers = peers.clone();
         glommio::spawn_local(
@@ -317,6 +341,7 @@ pub async fn run(seed: ShardSeed) {
 async fn tick(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(shard.cfg.tick).await;
+        shard.objects.handle_fetch_timeout();
         shard.publish(shard.now_ms());
     }
 }

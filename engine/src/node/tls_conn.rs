@@ -48,11 +48,6 @@ impl TlsConn {
         &self.io
     }
 
-    /// The TLS state: the peer's certificate, the negotiated group and protocol.
-    pub fn state(&self) -> &rustls::CommonState {
-        &self.conn
-    }
-
     /// The socket and the TLS state, to hand the session to another shard.
     pub fn into_parts(self) -> (TcpStream, Box<Connection>) {
         (self.io, self.conn)
