@@ -2,14 +2,13 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
-use super::disk::DiskStore;
-use super::objects::{self, MeshMsg, Objects, Store};
+use super::objects::{self, MeshMsg, Objects, StoreSeed};
 use super::session;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
 use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
-use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane, RamStore};
+use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane};
 use ronode_shards::stats::{ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
@@ -122,39 +121,6 @@ pub struct ShardSeed {
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
-}
-
-/// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
-#[derive(Debug, Clone)]
-pub enum StoreSeed {
-    Ram {
-        capacity_bytes: u64,
-    },
-    /// `objects_dir` was prepared by `disk::layout::prepare`.
-    Disk {
-        objects_dir: std::path::PathBuf,
-        capacity_bytes: u64,
-    },
-}
-
-impl StoreSeed {
-    /// Builds the store (a disk store indexes what this shard owns on disk).
-    fn open(self, shard: ShardId, shard_count: u16) -> std::io::Result<Store> {
-        Ok(match self {
-            StoreSeed::Ram { capacity_bytes } => {
-                Store::Ram(RefCell::new(RamStore::new(capacity_bytes)))
-            }
-            StoreSeed::Disk {
-                objects_dir,
-                capacity_bytes,
-            } => Store::Disk(Rc::new(DiskStore::open(
-                objects_dir,
-                shard,
-                shard_count,
-                capacity_bytes,
-            )?)),
-        })
-    }
 }
 
 /// Runs a shard until the node drains: accept, serve, publish stats every tick.
