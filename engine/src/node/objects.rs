@@ -60,6 +60,39 @@ pub enum MeshMsg {
 const OUTBOX_HIGH_BYTES: usize = 512 * 1024;
 const OUTBOX_LOW_BYTES: usize = 128 * 1024;
 
+/// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
+#[derive(Debug, Clone)]
+pub enum StoreSeed {
+    Ram {
+        capacity_bytes: u64,
+    },
+    /// `objects_dir` was prepared by `disk::layout::prepare`.
+    Disk {
+        objects_dir: std::path::PathBuf,
+        capacity_bytes: u64,
+    },
+}
+
+impl StoreSeed {
+    /// Builds the store (a disk store indexes what this shard owns on disk).
+    pub fn open(self, shard: ShardId, shard_count: u16) -> std::io::Result<Store> {
+        Ok(match self {
+            StoreSeed::Ram { capacity_bytes } => {
+                Store::Ram(RefCell::new(RamStore::new(capacity_bytes)))
+            }
+            StoreSeed::Disk {
+                objects_dir,
+                capacity_bytes,
+            } => Store::Disk(Rc::new(DiskStore::open(
+                objects_dir,
+                shard,
+                shard_count,
+                capacity_bytes,
+            )?)),
+        })
+    }
+}
+
 /// A session's queue of frames to send, and the signal that wakes it.
 pub struct Outbox {
     queue: RefCell<VecDeque<Transmit>>,

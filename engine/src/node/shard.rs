@@ -2,9 +2,8 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
-use super::disk::DiskStore;
 use super::handoff::{self, Handoff};
-use super::objects::{self, MeshMsg, Objects, Store};
+use super::objects::{self, MeshMsg, Objects, StoreSeed};
 use super::peers::{self, PeerMsg, Peers, PeersCfg};
 use super::session;
 use super::tls_conn::TlsConn;
@@ -14,7 +13,7 @@ use glommio::channels::shared_channel::{
 use glommio::net::TcpListener;
 use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
-use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane, RamStore};
+use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane};
 use ronode_shards::peers::{DialFailure, PeerState};
 use ronode_shards::stats::{PeerUsage, ShardStats, StatsBoard};
 use ronode_shards::ShardId;
@@ -199,39 +198,6 @@ pub struct ShardSeed {
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
-}
-
-/// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
-#[derive(Debug, Clone)]
-pub enum StoreSeed {
-    Ram {
-        capacity_bytes: u64,
-    },
-    /// `objects_dir` was prepared by `disk::layout::prepare`.
-    Disk {
-        objects_dir: std::path::PathBuf,
-        capacity_bytes: u64,
-    },
-}
-
-impl StoreSeed {
-    /// Builds the store (a disk store indexes what this shard owns on disk).
-    fn open(self, shard: ShardId, shard_count: u16) -> std::io::Result<Store> {
-        Ok(match self {
-            StoreSeed::Ram { capacity_bytes } => {
-                Store::Ram(RefCell::new(RamStore::new(capacity_bytes)))
-            }
-            StoreSeed::Disk {
-                objects_dir,
-                capacity_bytes,
-            } => Store::Disk(Rc::new(DiskStore::open(
-                objects_dir,
-                shard,
-                shard_count,
-                capacity_bytes,
-            )?)),
-        })
-    }
 }
 
 /// Runs a shard until the node drains: accept, serve, publish stats every tick.

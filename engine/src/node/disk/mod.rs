@@ -300,22 +300,4 @@ impl DiskStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_follow_the_read_contract() {
-        const K: u64 = 1024;
-        // Short ranges come whole.
-        assert_eq!(window(0..10, 64 * K), 0..10);
-        assert_eq!(window(5..READ_WINDOW + 5, 64 * K), 5..READ_WINDOW + 5);
-        // Longer ones stop at the largest multiple of min_len within the window.
-        assert_eq!(window(0..10 * READ_WINDOW, 64 * K), 0..READ_WINDOW);
-        assert_eq!(window(7..10 * READ_WINDOW, 300 * K), 7..7 + 900 * K);
-        // A min_len over the window still gets one min_len.
-        let big = READ_WINDOW + 1;
-        assert_eq!(window(0..3 * big, big), 0..big);
-        assert_eq!(window(3..3, 4 * K), 3..3);
-        assert_eq!(window(0..u64::MAX, 0), 0..READ_WINDOW);
-    }
-}
+mod tests;

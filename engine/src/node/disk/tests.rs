@@ -1,0 +1,240 @@
+//! The disk store on a real glommio executor and real files: commit, windows, restart with a
+//! torn file, the bound on operations at once, capacity.
+
+use super::*;
+use ronode_shards::objects::{Begun, ReadChunk};
+
+fn id(seq: u64) -> OpId {
+    OpId {
+        shard: ShardId(0),
+        seq,
+    }
+}
+
+fn root(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ronode-disk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    layout::prepare(&dir).unwrap();
+    dir
+}
+
+fn open(root: &std::path::Path, capacity_bytes: u64) -> Rc<DiskStore> {
+    Rc::new(DiskStore::open(root.to_owned(), ShardId(0), 1, capacity_bytes).unwrap())
+}
+
+fn on_executor<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(512 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn run(store: &Rc<DiskStore>, op: StoreOp) -> Option<StoreDone> {
+    match store.start(op) {
+        Started::Done(done) => done,
+        Started::Io(io) => Some(io.await),
+    }
+}
+
+async fn put(store: &Rc<DiskStore>, seq: u64, body: &[u8]) -> Result<Committed, StoreError> {
+    let addr = ObjectAddr::of(body);
+    let begun = run(
+        store,
+        StoreOp::BeginPut {
+            put: id(seq),
+            addr,
+            size: body.len() as u64,
+        },
+    )
+    .await;
+    assert_eq!(
+        begun,
+        Some(StoreDone::BeginPut {
+            put: id(seq),
+            result: Ok(Begun::New)
+        })
+    );
+    let body = Some(Bytes::copy_from_slice(body));
+    match run(
+        store,
+        StoreOp::CommitPut {
+            put: id(seq),
+            addr,
+            body,
+        },
+    )
+    .await
+    {
+        Some(StoreDone::CommitPut { result, .. }) => result,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn read(
+    store: &Rc<DiskStore>,
+    addr: ObjectAddr,
+    range: Range<u64>,
+) -> Result<ReadChunk, StoreError> {
+    let op = StoreOp::Read {
+        op: id(0),
+        addr,
+        range,
+        min_len: 64 * 1024,
+        fetch: None,
+    };
+    match run(store, op).await {
+        Some(StoreDone::Read { result, .. }) => result,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn windows_follow_the_read_contract() {
+    const K: u64 = 1024;
+    // Short ranges come whole.
+    assert_eq!(window(0..10, 64 * K), 0..10);
+    assert_eq!(window(5..READ_WINDOW + 5, 64 * K), 5..READ_WINDOW + 5);
+    // Longer ones stop at the largest multiple of min_len within the window.
+    assert_eq!(window(0..10 * READ_WINDOW, 64 * K), 0..READ_WINDOW);
+    assert_eq!(window(7..10 * READ_WINDOW, 300 * K), 7..7 + 900 * K);
+    // A min_len over the window still gets one min_len.
+    let big = READ_WINDOW + 1;
+    assert_eq!(window(0..3 * big, big), 0..big);
+    assert_eq!(window(3..3, 4 * K), 3..3);
+    assert_eq!(window(0..u64::MAX, 0), 0..READ_WINDOW);
+}
+
+#[test]
+fn commits_are_read_back_in_windows_and_a_torn_file_is_quarantined() {
+    let dir = root("torn");
+    let d = dir.clone();
+    on_executor(move || async move {
+        let big: Vec<u8> = (0..3 * 1024 * 1024 + 5)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let small = b"a small object".to_vec();
+        let store = open(&d, 16 << 20);
+        assert_eq!(put(&store, 1, &big).await, Ok(Committed { stored: true }));
+        assert_eq!(put(&store, 2, &small).await, Ok(Committed { stored: true }));
+        assert_eq!(
+            std::fs::read_dir(d.join(layout::TMP_DIR)).unwrap().count(),
+            0
+        );
+        let big_addr = ObjectAddr::of(&big);
+        assert_eq!(
+            std::fs::read(layout::object_path(&d, &big_addr)).unwrap(),
+            big
+        );
+
+        // A GET streams the big one a window at a time.
+        let mut got = Vec::new();
+        while got.len() < big.len() {
+            let chunk = read(&store, big_addr, got.len() as u64..u64::MAX)
+                .await
+                .unwrap();
+            assert_eq!(chunk.object_size, big.len() as u64);
+            assert!(chunk.bytes.len() as u64 <= READ_WINDOW);
+            got.extend_from_slice(&chunk.bytes);
+        }
+        assert!(got == big);
+        let usage = store.usage();
+        assert_eq!(
+            (usage.objects, usage.bytes),
+            (2, (big.len() + small.len()) as u64)
+        );
+        drop(store);
+
+        // Restart with the big file cut short: indexed by its size, refused on first read.
+        let path = layout::object_path(&d, &big_addr);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(1024 * 1024).unwrap();
+        let store = open(&d, 16 << 20);
+        assert_eq!(store.usage().objects, 2);
+        assert_eq!(
+            read(&store, big_addr, 0..10).await,
+            Err(StoreError::Corrupt(big_addr))
+        );
+        assert_eq!(store.usage().quarantined, 1);
+        assert_eq!(store.usage().objects, 1);
+        assert!(!path.exists());
+        assert!(layout::quarantine_path(&d, &hex::encode(big_addr.as_bytes())).is_file());
+        assert_eq!(
+            read(&store, big_addr, 0..10).await,
+            Err(StoreError::NotFound(big_addr))
+        );
+        let small_addr = ObjectAddr::of(&small);
+        assert_eq!(
+            &read(&store, small_addr, 2..7).await.unwrap().bytes[..],
+            b"small"
+        );
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn operations_at_once_are_bounded_and_full_is_full() {
+    let dir = root("bounds");
+    let d = dir.clone();
+    on_executor(move || async move {
+        let store = open(&d, 100);
+        let body = b"bounded".to_vec();
+        let addr = ObjectAddr::of(&body);
+        put(&store, 1, &body).await.unwrap();
+        // Futures started but not yet run hold their places.
+        let held: Vec<_> = (0..MAX_IO_OPS)
+            .map(|_| {
+                store.start(StoreOp::Read {
+                    op: id(2),
+                    addr,
+                    range: 0..7,
+                    min_len: 4096,
+                    fetch: None,
+                })
+            })
+            .collect();
+        assert!(held.iter().all(|s| matches!(s, Started::Io(_))));
+        assert_eq!(
+            read(&store, addr, 0..7).await,
+            Err(StoreError::Busy),
+            "one more than MAX_IO_OPS"
+        );
+        drop(held);
+        assert_eq!(
+            &read(&store, addr, 0..7).await.unwrap().bytes[..],
+            b"bounded"
+        );
+
+        // 7 bytes stored of 100: 94 more do not fit, and nothing is evicted for them.
+        let op = StoreOp::BeginPut {
+            put: id(3),
+            addr: ObjectAddr::of(b"x"),
+            size: 94,
+        };
+        assert!(matches!(
+            run(&store, op).await,
+            Some(StoreDone::BeginPut {
+                result: Err(StoreError::Full { .. }),
+                ..
+            })
+        ));
+        let op = StoreOp::BeginPut {
+            put: id(4),
+            addr,
+            size: 7,
+        };
+        assert_eq!(
+            run(&store, op).await,
+            Some(StoreDone::BeginPut {
+                put: id(4),
+                result: Ok(Begun::Duplicate)
+            })
+        );
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
