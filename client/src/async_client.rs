@@ -49,7 +49,10 @@ impl AsyncClient {
     /// Dials `addr`, runs the TLS handshake (checking the node's identity against
     /// [`ClientOptions::pin`], presenting [`ClientOptions::identity`] when set), sends HELLO and
     /// applies the negotiated limits, all within [`ClientOptions::timeout`].
-    pub async fn connect(addr: SocketAddr, opts: &ClientOptions) -> Result<AsyncClient, ClientError> {
+    pub async fn connect(
+        addr: SocketAddr,
+        opts: &ClientOptions,
+    ) -> Result<AsyncClient, ClientError> {
         opts.check()?;
         let config = opts.tls_config()?;
         let connecting = async {
@@ -100,7 +103,9 @@ impl AsyncClient {
         start: u64,
         end: u64,
     ) -> Result<Vec<u8>, ClientError> {
-        self.call(Request::GetRange(*addr, start, end)).await?.bytes()
+        self.call(Request::GetRange(*addr, start, end))
+            .await?
+            .bytes()
     }
 
     /// Several whole objects, their GETs pipelined (up to the node's `max_inflight` in flight).
@@ -327,9 +332,7 @@ impl AsyncClient {
 }
 
 /// Polls once with a waker that does nothing: `None` when the poll was pending.
-fn futures_poll_once<T>(
-    mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>,
-) -> Option<T> {
+fn futures_poll_once<T>(mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>) -> Option<T> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match poll(&mut cx) {
         Poll::Ready(v) => Some(v),

@@ -29,9 +29,7 @@ use rustls::ClientConnection;
 use crate::conversation::{Conversation, PutStep, Reply, Request};
 pub use crate::error::ClientError;
 use crate::error::{io_error, protocol};
-pub use crate::options::{
-    ClientOptions, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_TIMEOUT, DEFAULT_UA,
-};
+pub use crate::options::{ClientOptions, DEFAULT_MAX_OBJECT_BYTES, DEFAULT_TIMEOUT, DEFAULT_UA};
 use crate::tls::{self, TlsError};
 
 /// A blocking session with one node. See the module docs.
@@ -159,7 +157,8 @@ impl Client {
                 return match (e, self.wait(up.corr_id)) {
                     (ClientError::Io(e), Err(_)) => Err(ClientError::Io(e)),
                     (ClientError::Io(_), Ok(answer)) => {
-                        self.conv.end("the PUT body could not be sent whole".to_owned());
+                        self.conv
+                            .end("the PUT body could not be sent whole".to_owned());
                         answer.put()
                     }
                     (e, _) => Err(e),

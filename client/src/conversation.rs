@@ -311,12 +311,24 @@ impl Conversation {
             }
             Request::Ping => {
                 let sent = Instant::now();
-                (APP_CONTROL, Control::Ping(corr_id).to_vec(), Op::Ping { sent })
+                (
+                    APP_CONTROL,
+                    Control::Ping(corr_id).to_vec(),
+                    Op::Ping { sent },
+                )
             }
-            Request::Head(addr) => (APP_OBJECTS, encode(&ObjectRequest::Head(Head { addr })), Op::Head),
+            Request::Head(addr) => (
+                APP_OBJECTS,
+                encode(&ObjectRequest::Head(Head { addr })),
+                Op::Head,
+            ),
             Request::Get(addr) => {
                 let get = Get { addr, range: None };
-                (APP_OBJECTS, encode(&ObjectRequest::Get(get)), Op::Get { addr })
+                (
+                    APP_OBJECTS,
+                    encode(&ObjectRequest::Get(get)),
+                    Op::Get { addr },
+                )
             }
             Request::GetRange(addr, start, end) => {
                 if start >= end {
@@ -351,7 +363,11 @@ impl Conversation {
         let (addr, size) = (ObjectAddr::of(bytes), bytes.len() as u64);
         let corr_id = self.next_corr_id;
         let request = encode(&ObjectRequest::Put(Put { addr, size }));
-        let end = if bytes.is_empty() { Flags::END } else { Flags::EMPTY };
+        let end = if bytes.is_empty() {
+            Flags::END
+        } else {
+            Flags::EMPTY
+        };
         let start = OutFrame {
             flags: Flags::REQ | Flags::START | end,
             cap,
@@ -446,9 +462,10 @@ impl Conversation {
                 (Kind::Event, Ok(Control::GoAway(g))) => {
                     // Requests past `last_corr_id` will not be answered.
                     let text = goaway_text(&g);
-                    let (lost, kept): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
-                        .into_iter()
-                        .partition(|p| p.corr_id > g.last_corr_id);
+                    let (lost, kept): (Vec<Pending>, Vec<Pending>) =
+                        std::mem::take(&mut self.pending)
+                            .into_iter()
+                            .partition(|p| p.corr_id > g.last_corr_id);
                     self.pending = kept;
                     for p in lost {
                         self.done

@@ -92,7 +92,10 @@ fn the_node_sees_the_client_node_id_over_both_clients() {
     let (addr, seen) = start_node(&server);
     let me = ClientIdentity::new(&identity(7)).unwrap();
     assert_eq!(me.node_id(), identity(7).node_id());
-    assert!(!format!("{me:?}").contains("key"), "Debug shows no key: {me:?}");
+    assert!(
+        !format!("{me:?}").contains("key"),
+        "Debug shows no key: {me:?}"
+    );
     let with_id = ClientOptions {
         identity: Some(me),
         pin: Some(server.node_id()),
@@ -107,7 +110,11 @@ fn the_node_sees_the_client_node_id_over_both_clients() {
 
     let plain = Client::connect(addr, &ClientOptions::default()).unwrap();
     plain.close().unwrap();
-    assert_eq!(seen.recv().unwrap(), None, "a plain client presents no certificate");
+    assert_eq!(
+        seen.recv().unwrap(),
+        None,
+        "a plain client presents no certificate"
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

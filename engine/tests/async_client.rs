@@ -76,7 +76,11 @@ fn async_client_on_a_current_thread_runtime() {
             .get_range(&addr, large.len() as u64 - 10, large.len() as u64 + 50)
             .await
             .unwrap();
-        assert_eq!(tail, large[large.len() - 10..], "a range past the end is cut");
+        assert_eq!(
+            tail,
+            large[large.len() - 10..],
+            "a range past the end is cut"
+        );
 
         let missing = ObjectAddr::of(b"never stored");
         let err = client.get(&missing).await.unwrap_err();
@@ -84,7 +88,12 @@ fn async_client_on_a_current_thread_runtime() {
         assert!(client.head(&missing).await.unwrap_err().is_not_found());
 
         // Pipelined: several GETs in flight, each answered on its own.
-        let many = [ObjectAddr::of(&small), missing, addr, ObjectAddr::of(&small)];
+        let many = [
+            ObjectAddr::of(&small),
+            missing,
+            addr,
+            ObjectAddr::of(&small),
+        ];
         let answers = client.get_many(&many).await.unwrap();
         assert_eq!(answers.len(), 4);
         assert_eq!(answers[0].as_ref().unwrap(), &small);
@@ -99,7 +108,11 @@ fn async_client_on_a_current_thread_runtime() {
         // Without a capability the node refuses the PUT with a typed error.
         let mut other = AsyncClient::connect(node.listen, &opts).await.unwrap();
         let err = other.put(&bytes(4096, 3), None).await.unwrap_err();
-        assert_eq!(err.reason(), Some(ronode_proto::Reason::Unauthorized), "{err}");
+        assert_eq!(
+            err.reason(),
+            Some(ronode_proto::Reason::Unauthorized),
+            "{err}"
+        );
     });
     drop(node);
     let _ = std::fs::remove_dir_all(dir);

@@ -24,7 +24,11 @@ impl FakeNode {
     fn recv(&mut self, conv: &mut Conversation) -> Vec<Received> {
         self.buf.extend_from_slice(&conv.take_out());
         let mut got = Vec::new();
-        while let Some(r) = self.inbound.poll(&mut self.buf).expect("client frames pass") {
+        while let Some(r) = self
+            .inbound
+            .poll(&mut self.buf)
+            .expect("client frames pass")
+        {
             got.push(r);
         }
         got
@@ -40,7 +44,14 @@ impl FakeNode {
         conv.read_buf().extend_from_slice(&bytes);
     }
 
-    fn respond(&mut self, conv: &mut Conversation, corr_id: u64, flags: Flags, code: u16, p: &[u8]) {
+    fn respond(
+        &mut self,
+        conv: &mut Conversation,
+        corr_id: u64,
+        flags: Flags,
+        code: u16,
+        p: &[u8],
+    ) {
         let frame = OutFrame {
             flags: Flags::RESP | flags,
             ..OutFrame::response(APP_OBJECTS, corr_id, code, p)
@@ -130,7 +141,10 @@ fn ranges_errors_and_status_mismatches() {
     node.recv(&mut conv);
     node.respond(&mut conv, corr_id, Flags::EMPTY, STATUS_PARTIAL, b"abcd");
     conv.process().unwrap();
-    assert_eq!(conv.take(corr_id).unwrap().unwrap().bytes().unwrap(), b"abcd");
+    assert_eq!(
+        conv.take(corr_id).unwrap().unwrap().bytes().unwrap(),
+        b"abcd"
+    );
 
     let corr_id = conv.start(Request::Head(addr)).unwrap();
     node.recv(&mut conv);
@@ -149,7 +163,10 @@ fn ranges_errors_and_status_mismatches() {
     node.recv(&mut conv);
     node.respond(&mut conv, corr_id, Flags::EMPTY, STATUS_OK, b"abcd");
     conv.process().unwrap();
-    assert!(matches!(conv.take(corr_id), Some(Err(ClientError::Protocol(_)))));
+    assert!(matches!(
+        conv.take(corr_id),
+        Some(Err(ClientError::Protocol(_)))
+    ));
     assert!(matches!(conv.check_open(), Err(ClientError::Closed(_))));
 }
 
@@ -167,7 +184,10 @@ fn pipelined_answers_complete_out_of_order() {
     }
     conv.process().unwrap();
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(conv.take(*id).unwrap().unwrap().bytes().unwrap(), objects[i]);
+        assert_eq!(
+            conv.take(*id).unwrap().unwrap().bytes().unwrap(),
+            objects[i]
+        );
     }
 }
 
@@ -207,7 +227,10 @@ fn node_ping_is_answered_and_goaway_fails_what_it_drops() {
     });
     conv.process().unwrap();
     assert_eq!(conv.take(a).unwrap().unwrap().size().unwrap(), 1);
-    assert!(matches!(conv.start(Request::Ping), Err(ClientError::Closed(_))));
+    assert!(matches!(
+        conv.start(Request::Ping),
+        Err(ClientError::Closed(_))
+    ));
 }
 
 #[test]
@@ -238,7 +261,14 @@ fn put_streams_its_body_and_stops_at_an_early_answer() {
     .encode(&mut p);
     node.respond(&mut conv, up.corr_id, Flags::EMPTY, STATUS_OK, &p);
     conv.process().unwrap();
-    assert!(conv.take(up.corr_id).unwrap().unwrap().put().unwrap().stored);
+    assert!(
+        conv.take(up.corr_id)
+            .unwrap()
+            .unwrap()
+            .put()
+            .unwrap()
+            .stored
+    );
 
     // Refused after its first body frame: the rest is not sent, the session ends.
     let mut up = conv.start_put(&body, &[]).unwrap();
