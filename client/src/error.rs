@@ -1,7 +1,13 @@
-//! Typed errors for SDK users, built from the wire's labels (WIRE.md sections 2 and 5).
+//! Typed errors for SDK users, built from the wire's labels (WIRE.md sections 2 and 5):
+//! [`NodeError`] is what a node answered, [`ClientError`] what a call of either client returns.
+
+use std::io;
+use std::time::Duration;
 
 use ronode_proto::error_body::ErrorBody;
-use ronode_proto::Reason;
+use ronode_proto::{ObjectAddr, Reason};
+
+use crate::tls::TlsError;
 
 /// An error a node answered with: its status, its label as a typed [`Reason`], and what the
 /// node said. `retry_after_ms` is set on 429 and 503.
@@ -39,6 +45,77 @@ impl NodeError {
     /// caller to come back after `retry_after_ms`.
     pub fn is_shed(&self) -> bool {
         matches!(self.status, 429 | 503)
+    }
+}
+
+/// What went wrong with a call (of the blocking or the async client).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node answered with an error status (404 `not_found`, 401 `unauthorized`, ...).
+    #[error("node answered {0}")]
+    Node(#[from] NodeError),
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The node broke the protocol (or answered something this client cannot read).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The reassembled object does not hash to the address asked for.
+    #[error("bad_digest: the object's bytes hash to {actual}, not to {expected}")]
+    BadDigest {
+        expected: ObjectAddr,
+        actual: ObjectAddr,
+    },
+    /// The node did not answer (or accept bytes) within the options' `timeout`.
+    #[error("timed out: nothing from the node within {0:?}")]
+    Timeout(Duration),
+    /// The session is over: the node closed it or sent GOAWAY, or an earlier error ended it.
+    #[error("session closed: {0}")]
+    Closed(String),
+    /// The call's arguments cannot make a valid request; nothing was sent.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+impl ClientError {
+    /// The wire label behind this error, when there is one: the node's, or `bad_digest`.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            ClientError::Node(e) => e.reason,
+            ClientError::BadDigest { .. } => Some(Reason::BadDigest),
+            _ => None,
+        }
+    }
+
+    /// Whether the node said it does not hold the object (404 `not_found`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Node(e) if e.is_not_found())
+    }
+
+    /// Whether the session cannot be used after this error.
+    pub(crate) fn ends_session(&self) -> bool {
+        match self {
+            // Rejects of the wire's table close the session; `oversize` is also the per-object
+            // limit of a PUT, which answers one request only.
+            ClientError::Node(e) => e
+                .reason
+                .is_some_and(|r| r.closes_session() && r != Reason::Oversize),
+            ClientError::BadDigest { .. } | ClientError::InvalidRequest(_) => false,
+            _ => true,
+        }
+    }
+}
+
+pub(crate) fn protocol(what: impl Into<String>) -> ClientError {
+    ClientError::Protocol(what.into())
+}
+
+/// A socket error as the caller sees it: a wait that ran out is [`ClientError::Timeout`].
+pub(crate) fn io_error(e: io::Error, timeout: Duration) -> ClientError {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
+        _ => ClientError::Io(e),
     }
 }
 

@@ -21,7 +21,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ronode_proto::cert::{node_id_from_cert, CertError};
+use ronode_proto::cert::{node_certificate, node_id_from_cert, CertError};
+use ronode_proto::identity::Identity;
 use ronode_proto::NodeId;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
@@ -158,6 +159,58 @@ pub fn describe(err: &rustls::Error) -> String {
     match peer_identity_error(err) {
         Some(e) => e.to_string(),
         None => err.to_string(),
+    }
+}
+
+/// A node certificate with its Ed25519 key, for a client that must prove its NodeId (a node
+/// dialling a peer): set it as [`crate::ClientOptions::identity`] and the server reads the NodeId
+/// with [`peer_node_id`]. Checked when made: the certificate is of the node form and the key is
+/// its key. `Debug` shows the NodeId only, never the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    node_id: NodeId,
+    cert_der: Arc<[u8]>,
+    key_pkcs8_der: Arc<[u8]>,
+}
+
+impl ClientIdentity {
+    /// The node certificate of `identity` ([`ronode_proto::cert::node_certificate`]).
+    pub fn new(identity: &Identity) -> Result<ClientIdentity, TlsError> {
+        let (cert_der, key_der) = node_certificate(identity).map_err(TlsError::OwnCert)?;
+        ClientIdentity::from_der(&cert_der, &key_der)
+    }
+
+    /// A node certificate (DER) and its Ed25519 key (PKCS#8 DER), as a node's data directory
+    /// holds them.
+    pub fn from_der(cert_der: &[u8], key_pkcs8_der: &[u8]) -> Result<ClientIdentity, TlsError> {
+        let node_id = node_id_from_cert(cert_der).map_err(TlsError::OwnCert)?;
+        certified_key(cert_der, key_pkcs8_der, PqMode::default())?;
+        Ok(ClientIdentity {
+            node_id,
+            cert_der: cert_der.into(),
+            key_pkcs8_der: key_pkcs8_der.into(),
+        })
+    }
+
+    /// The NodeId the certificate proves.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    pub(crate) fn key_pkcs8_der(&self) -> &[u8] {
+        &self.key_pkcs8_der
+    }
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
     }
 }
 
