@@ -197,3 +197,48 @@ fn peer_sessions_are_handed_to_the_shard_that_owns_their_node_id() {
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn requests_past_the_sessions_inflight_limit_get_429() {
+    let dir = scratch("inflight");
+    let mut cmd = common::local_command(&dir, &[]);
+    cmd.env("RONODE_SESSION__INFLIGHT_FRAMES", "2");
+    let node = common::start_with(cmd);
+    let mut good = common::client(&node);
+    assert_eq!(
+        good.hello_reply().max_inflight,
+        2,
+        "HELLO announces the limit"
+    );
+    let body = vec![7u8; 1000];
+    let addr = good
+        .put(&body, Some(&common::mint(&dir, "put")))
+        .unwrap()
+        .addr;
+    // Twenty GETs in one write: past two unanswered, the node answers 429 at once.
+    let mut s = raw_session(&node);
+    s.write_all(&hello_and_gets(addr, 20)).unwrap();
+    s.flush().unwrap();
+    let mut dec = FrameDecoder::new(1 << 20);
+    let mut buf = bytes::BytesMut::new();
+    let mut codes = std::collections::BTreeMap::new();
+    while codes.len() < 21 {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = s.read(&mut chunk).expect("the node answers every request");
+        assert!(n > 0, "the node closed the session");
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            codes.insert(f.header.corr_id, f.header.code);
+        }
+    }
+    let quota = codes.values().filter(|&&c| c == 429).count();
+    let ok = codes.values().filter(|&&c| c == 200).count();
+    assert!(quota >= 1, "some GETs were past the limit: {codes:?}");
+    assert_eq!(quota + ok, 21, "every other answer is a 200: {codes:?}");
+    eventually("quota is counted", || {
+        metric_sum(node.admin, "rejected_total{reason=\"quota\"") >= 1.0
+    });
+    good.ping().expect("another session is served");
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -72,6 +72,8 @@ pub fn run(cfg: NodeConfig) -> Result<()> {
         idle_timeout: Duration::from_millis(cfg.session.idle_timeout_ms),
         max_frame: cfg.session.max_frame,
         max_conns_per_shard: (cfg.session.max_conns as usize).div_ceil(shards as usize),
+        inflight: cfg.session.inflight_frames,
+        send_window_frames: cfg.session.send_window_frames as usize,
         max_rps: cfg.session.max_rps,
         burst: cfg.session.burst,
         tick: Duration::from_millis(100),

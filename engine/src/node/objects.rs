@@ -54,11 +54,12 @@ pub enum MeshMsg {
     Done(StoreDone),
 }
 
-/// Payload bytes queued for one session past which its GET streams are paused
-/// (`ObjectsPlane::set_session_blocked`), and below which they resume: what a session holds
-/// stays near a few frames however many GETs it has in flight and however slowly it reads.
-const OUTBOX_HIGH_BYTES: usize = 512 * 1024;
-const OUTBOX_LOW_BYTES: usize = 128 * 1024;
+/// A session's outbox pauses its GET streams (`ObjectsPlane::set_session_blocked`) past
+/// `send_window_frames` frames and resumes them at a quarter of that: what a session holds stays
+/// near its window however many GETs it has in flight and however slowly it reads.
+fn resume_at(window: usize) -> usize {
+    window / 4
+}
 
 /// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
 #[derive(Debug, Clone)]
@@ -96,8 +97,8 @@ impl StoreSeed {
 /// A session's queue of frames to send, and the signal that wakes it.
 pub struct Outbox {
     queue: RefCell<VecDeque<Transmit>>,
-    /// Payload bytes in `queue`.
-    bytes: std::cell::Cell<usize>,
+    /// Frames past which the session's GET streams pause.
+    window: usize,
     /// Whether the plane was told to pause this session's GET streams.
     blocked: std::cell::Cell<bool>,
     wake_tx: LocalSender<()>,
@@ -105,11 +106,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    fn new() -> Outbox {
+    fn new(window: usize) -> Outbox {
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         Outbox {
             queue: RefCell::new(VecDeque::new()),
-            bytes: std::cell::Cell::new(0),
+            window: window.max(1),
             blocked: std::cell::Cell::new(false),
             wake_tx,
             wake_rx,
@@ -117,13 +118,15 @@ impl Outbox {
     }
 
     fn pop(&self) -> Option<Transmit> {
-        let t = self.queue.borrow_mut().pop_front()?;
-        self.bytes.set(self.bytes.get() - t.payload.len());
-        Some(t)
+        self.queue.borrow_mut().pop_front()
     }
 
     pub fn is_empty(&self) -> bool {
         self.queue.borrow().is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.borrow().len()
     }
 
     /// Waits until something is queued (returns at once if a wake-up is pending).
@@ -132,7 +135,6 @@ impl Outbox {
     }
 
     fn push(&self, t: Transmit) {
-        self.bytes.set(self.bytes.get() + t.payload.len());
         self.queue.borrow_mut().push_back(t);
         // A full signal channel means a wake-up is already pending.
         let _ = self.wake_tx.try_send(());
@@ -202,11 +204,11 @@ impl Objects {
         }
     }
 
-    /// A new session: its id and its outbox.
-    pub fn open_session(&self) -> (SessionId, Rc<Outbox>) {
+    /// A new session: its id and its outbox, whose GET streams pause at `window` frames.
+    pub fn open_session(&self, window: usize) -> (SessionId, Rc<Outbox>) {
         let id = self.next_session.get();
         self.next_session.set(id + 1);
-        let outbox = Rc::new(Outbox::new());
+        let outbox = Rc::new(Outbox::new(window));
         self.outboxes.borrow_mut().insert(id, outbox.clone());
         (SessionId(id), outbox)
     }
@@ -227,7 +229,7 @@ impl Objects {
     /// has room again.
     pub fn next_transmit(&self, session: SessionId, outbox: &Outbox) -> Option<Transmit> {
         let t = outbox.pop();
-        if outbox.blocked.get() && outbox.bytes.get() <= OUTBOX_LOW_BYTES {
+        if outbox.blocked.get() && outbox.len() <= resume_at(outbox.window) {
             outbox.blocked.set(false);
             self.plane.borrow_mut().set_session_blocked(session, false);
             self.drain();
@@ -271,7 +273,7 @@ impl Objects {
                     if let Some(outbox) = outbox {
                         let session = t.session;
                         outbox.push(t);
-                        if !outbox.blocked.get() && outbox.bytes.get() > OUTBOX_HIGH_BYTES {
+                        if !outbox.blocked.get() && outbox.len() >= outbox.window {
                             outbox.blocked.set(true);
                             self.plane.borrow_mut().set_session_blocked(session, true);
                         }

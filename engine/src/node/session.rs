@@ -99,7 +99,7 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
 /// Serves a session whose TLS handshake is done (accepted here, or handed over by another
 /// shard) to its end.
 pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
-    let (id, outbox) = shard.objects.open_session();
+    let (id, outbox) = shard.objects.open_session(shard.cfg.send_window_frames);
     let mut session = Session::new(tls, &shard.cfg, shard.now_ms(), id, outbox);
     let end = session.run(shard).await;
     shard.objects.close_session(id);
@@ -161,6 +161,16 @@ impl Session {
                         let kind = frame_kind(rx.frame.kind());
                         shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
                         if h.kind() == Some(Kind::Req) && rx.progress.begins() {
+                            // This request is already counted among the unanswered ones.
+                            let unanswered = self.inbound.tracker_mut().unanswered();
+                            if unanswered > shard.cfg.inflight as usize {
+                                let (app, corr) = (h.app_proto_id, h.corr_id);
+                                let message =
+                                    format!("more than {} requests unanswered", shard.cfg.inflight);
+                                let retry = shard.cfg.tick.as_millis() as u64;
+                                self.error(app, corr, Reason::Quota, &message, retry, shard);
+                                continue;
+                            }
                             if let Err(retry_after_ms) = self.bucket.try_take(now_ms) {
                                 let (app, corr) = (h.app_proto_id, h.corr_id);
                                 self.error(
@@ -319,7 +329,8 @@ impl Session {
         let reply = match msg {
             Control::Hello(hello) => {
                 match HelloReply::negotiate(&hello, shard.cfg.max_frame.min(MAX_FRAME)) {
-                    Ok(reply) => {
+                    Ok(mut reply) => {
+                        reply.max_inflight = shard.cfg.inflight;
                         self.inbound.set_max_frame(reply.max_frame);
                         shard.objects.set_max_frame(self.id, reply.max_frame);
                         self.encoder.set_max_frame(reply.max_frame);

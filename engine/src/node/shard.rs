@@ -42,6 +42,10 @@ pub struct ShardCfg {
     pub idle_timeout: Duration,
     pub max_frame: u32,
     pub max_conns_per_shard: usize,
+    /// Requests a session may have unanswered (`session.inflight_frames`); beyond, 429.
+    pub inflight: u32,
+    /// Frames queued for a session's writer before its GET streams pause.
+    pub send_window_frames: usize,
     /// Per-session request rate (token bucket) and its burst.
     pub max_rps: u32,
     pub burst: u32,
