@@ -15,6 +15,8 @@ use super::Class;
 /// Bytes glommio registers for io_uring buffers per ring: small, `ulimit -l` is 8 MiB here and
 /// the sessions read into their own buffers.
 pub const IO_MEMORY: usize = 512 * 1024;
+/// How long a task may run before `yield_if_needed` yields (glommio's default is 100 ms).
+const PREEMPT: Duration = Duration::from_millis(2);
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ pub fn executor(cpu: Option<usize>, name: &str) -> LocalExecutorBuilder {
         .name(name)
         .io_memory(IO_MEMORY)
         .ring_depth(1024)
+        // Sessions whose sockets always have bytes yield at this interval (see
+        // `yield_if_needed` in the session loop), so timers (pacing, the monitor) stay on time.
+        .preempt_timer(PREEMPT)
 }
 
 /// Runs the load and returns its report.

@@ -353,6 +353,9 @@ async fn drive(
 ) -> anyhow::Result<()> {
     let open_loop = plan.rate > 0.0;
     loop {
+        // A socket that always has bytes never makes a read wait: let the other sessions and
+        // the monitor run when this task has had its time slice.
+        glommio::yield_if_needed().await;
         let now = Instant::now();
         if now >= plan.end {
             return Ok(());
