@@ -72,6 +72,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+chmod 755 "$WORK" # nginx's worker runs as an unprivileged user and reads www/
 log "work dir $WORK"
 
 # The same bytes for both servers (overlay-smoke makes them deterministically).
@@ -205,6 +206,8 @@ for size in $SIZES; do
     measure ronode "$size" flat 0 "$run"
   done
   nginx_max=$(median_of rps nginx "$size" flat)
+  python3 -c "import sys; sys.exit(0 if $nginx_max > 0 else 1)" \
+    || die "nginx served nothing at $size (see the errors above; $WORK/nginx/error.log: $(tail -3 "$WORK/nginx/error.log" 2>/dev/null))"
   rate=$(python3 -c "print(max(1, round($nginx_max * $RATE_FRACTION)))")
   log "== $size: both at $rate req/s ($RATE_FRACTION of nginx's median $nginx_max)"
   for run in $(seq "$RUNS"); do
