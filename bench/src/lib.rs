@@ -1,5 +1,8 @@
-//! `ronode-bench`: criterion micro-benchmarks (under `benches/`) and, as the node grows, load
-//! generators. Shared, deterministic inputs live here so every bench measures the same bytes.
+//! `ronode-bench`: criterion micro-benchmarks (under `benches/`) and load generators
+//! ([`smoke`], the `overlay-smoke` binary). Shared, deterministic inputs live here so every
+//! bench measures the same bytes.
+
+pub mod smoke;
 
 use ronode_proto::identity::{Identity, IdentitySeeds};
 use ronode_proto::msg::dht::NodeInfo;
