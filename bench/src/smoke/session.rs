@@ -48,11 +48,7 @@ impl Wire {
     /// A GET of `addr` over OAP/1.
     pub fn oap(addr: &ObjectAddr) -> Wire {
         let mut payload = Vec::new();
-        ObjectRequest::Get(Get {
-            addr: *addr,
-            range: None,
-        })
-        .encode(&mut payload);
+        ObjectRequest::Get(Get::whole(*addr)).encode(&mut payload);
         let mut get_frame = Vec::new();
         FrameEncoder::new(ronode_proto::limits::MAX_FRAME)
             .encode(&OutFrame::request(APP_OBJECTS, 0, &payload), &mut get_frame)
