@@ -13,7 +13,13 @@ pub const FLAG_END: u16 = 0x0010;
 pub trait Sink {
     /// A frame (OAP/1) or a response (HTTP) begins. `corr_id` is `None` for HTTP (answers come
     /// in request order); `start`/`end` are the OAP/1 stream flags (both false for HTTP).
-    fn head(&mut self, corr_id: Option<u64>, code: u16, start: bool, end: bool) -> Result<(), String>;
+    fn head(
+        &mut self,
+        corr_id: Option<u64>,
+        code: u16,
+        start: bool,
+        end: bool,
+    ) -> Result<(), String>;
     fn body(&mut self, data: &[u8]);
     /// The frame or response is complete.
     fn end(&mut self) -> Result<(), String>;
