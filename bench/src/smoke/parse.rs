@@ -6,6 +6,7 @@ use ronode_proto::limits::{HEADER_LEN, MAX_FRAME};
 
 /// Flags of the OAP/1 header this client looks at (WIRE.md section 2).
 pub const FLAG_RESP: u16 = 0x0002;
+pub const FLAG_EVENT: u16 = 0x0004;
 pub const FLAG_START: u16 = 0x0008;
 pub const FLAG_END: u16 = 0x0010;
 
@@ -91,7 +92,11 @@ impl OapParser {
             ));
         }
         if flags & FLAG_RESP == 0 {
-            return Err(format!("unexpected non-RESP frame (flags {flags:#06x})"));
+            return Err(match flags & FLAG_EVENT != 0 {
+                true => "the node sent an EVENT (GOAWAY: it is draining or closing the session)"
+                    .to_owned(),
+                false => format!("unexpected non-RESP frame (flags {flags:#06x})"),
+            });
         }
         self.remaining = len - HEADER_LEN;
         self.in_body = true;
