@@ -150,7 +150,9 @@ fn main() -> anyhow::Result<()> {
         Some(url) => {
             let (hostport, path) = parse_https(url)?;
             let addr = resolve(&hostport)?;
-            let host = hostport.rsplit_once(':').map_or(hostport.as_str(), |(h, _)| h);
+            let host = hostport
+                .rsplit_once(':')
+                .map_or(hostport.as_str(), |(h, _)| h);
             let server_name = match addr.ip().to_string() == host {
                 true => ServerName::from(addr.ip()),
                 false => ServerName::try_from(host.to_owned())?,
@@ -208,7 +210,8 @@ fn setup(args: &Args) -> anyhow::Result<()> {
         pq_mode: args.pq_mode,
         ..ClientOptions::default()
     };
-    let mut client = Client::connect(addr, &opts).with_context(|| format!("connecting to {addr}"))?;
+    let mut client =
+        Client::connect(addr, &opts).with_context(|| format!("connecting to {addr}"))?;
     let object = class_object(args.class);
     let resp = client
         .put(&object, cap.as_deref())

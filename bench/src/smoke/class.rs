@@ -58,7 +58,9 @@ impl FromStr for Class {
             "s" | "1k" | "1kib" => Ok(Class::S),
             "m" | "64k" | "64kib" => Ok(Class::M),
             "l" | "1m" | "1mib" => Ok(Class::L),
-            _ => Err(format!("unknown class {s:?}: expected S, M or L (1k, 64k, 1m)")),
+            _ => Err(format!(
+                "unknown class {s:?}: expected S, M or L (1k, 64k, 1m)"
+            )),
         }
     }
 }

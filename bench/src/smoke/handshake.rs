@@ -79,7 +79,9 @@ pub fn run_handshakes(opts: HandshakeOpts) -> anyhow::Result<HandshakeReport> {
             })
         })
         .map_err(|e| anyhow::anyhow!("starting glommio (check `ulimit -l`): {e}"))?;
-    handle.join().map_err(|e| anyhow::anyhow!("executor: {e}"))?
+    handle
+        .join()
+        .map_err(|e| anyhow::anyhow!("executor: {e}"))?
 }
 
 #[derive(Debug)]
@@ -171,28 +173,32 @@ async fn hs_loop(target: Rc<Target>, stats: Rc<RefCell<HsStats>>) {
         }
         .await;
         let now = Instant::now();
-        let mut s = stats.borrow_mut();
-        match result {
-            Ok(conn) => {
-                if s.group.is_empty() {
-                    s.group = conn.negotiated().1;
+        let conn = {
+            let mut s = stats.borrow_mut();
+            match result {
+                Ok(conn) => {
+                    if s.group.is_empty() {
+                        s.group = conn.negotiated().1;
+                    }
+                    if now >= s.window_start && now < s.end {
+                        s.done += 1;
+                        let us = (now - t).as_micros() as u64;
+                        s.hist.saturating_record(us.max(1));
+                    }
+                    Some(conn)
                 }
-                if now >= s.window_start && now < s.end {
-                    s.done += 1;
-                    let us = (now - t).as_micros() as u64;
-                    s.hist.saturating_record(us.max(1));
+                Err(e) => {
+                    if s.errors < 3 {
+                        eprintln!("overlay-smoke: handshake failed: {e:#}");
+                    }
+                    s.errors += 1;
+                    None
                 }
-                drop(s);
-                conn.close().await;
             }
-            Err(e) => {
-                if s.errors < 3 {
-                    eprintln!("overlay-smoke: handshake failed: {e:#}");
-                }
-                s.errors += 1;
-                drop(s);
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+        };
+        match conn {
+            Some(conn) => conn.close().await,
+            None => glommio::timer::sleep(Duration::from_millis(10)).await,
         }
     }
 }

@@ -112,7 +112,11 @@ async fn load(opts: LoadOpts) -> anyhow::Result<Report> {
         }
         if !opts.quiet {
             let s = stats.borrow();
-            let phase = if now < window_start { "warmup" } else { "measure" };
+            let phase = if now < window_start {
+                "warmup"
+            } else {
+                "measure"
+            };
             eprintln!(
                 "overlay-smoke: {:5.1}s {phase} {} req/s, {} errors",
                 (now - start).as_secs_f64(),

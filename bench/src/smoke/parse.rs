@@ -6,6 +6,7 @@ use ronode_proto::limits::{HEADER_LEN, MAX_FRAME};
 
 /// Flags of the OAP/1 header this client looks at (WIRE.md section 2).
 pub const FLAG_RESP: u16 = 0x0002;
+pub const FLAG_EVENT: u16 = 0x0004;
 pub const FLAG_START: u16 = 0x0008;
 pub const FLAG_END: u16 = 0x0010;
 
@@ -13,7 +14,13 @@ pub const FLAG_END: u16 = 0x0010;
 pub trait Sink {
     /// A frame (OAP/1) or a response (HTTP) begins. `corr_id` is `None` for HTTP (answers come
     /// in request order); `start`/`end` are the OAP/1 stream flags (both false for HTTP).
-    fn head(&mut self, corr_id: Option<u64>, code: u16, start: bool, end: bool) -> Result<(), String>;
+    fn head(
+        &mut self,
+        corr_id: Option<u64>,
+        code: u16,
+        start: bool,
+        end: bool,
+    ) -> Result<(), String>;
     fn body(&mut self, data: &[u8]);
     /// The frame or response is complete.
     fn end(&mut self) -> Result<(), String>;
@@ -85,7 +92,11 @@ impl OapParser {
             ));
         }
         if flags & FLAG_RESP == 0 {
-            return Err(format!("unexpected non-RESP frame (flags {flags:#06x})"));
+            return Err(match flags & FLAG_EVENT != 0 {
+                true => "the node sent an EVENT (GOAWAY: it is draining or closing the session)"
+                    .to_owned(),
+                false => format!("unexpected non-RESP frame (flags {flags:#06x})"),
+            });
         }
         self.remaining = len - HEADER_LEN;
         self.in_body = true;

@@ -153,8 +153,14 @@ mod tests {
         }
         let [p50, p95, p99, p999, max] = percentiles_ms(&h);
         let near = |a: f64, b: f64| (a - b).abs() <= b * 0.002;
-        assert!(near(p50, 5.0) && near(p95, 9.5) && near(p99, 9.9), "{p50} {p95} {p99}");
+        assert!(
+            near(p50, 5.0) && near(p95, 9.5) && near(p99, 9.9),
+            "{p50} {p95} {p99}"
+        );
         assert!(near(p999, 9.99) && near(max, 10.0), "{p999} {max}");
-        assert_eq!(percentiles_ms(&super::super::tracker::latency_histogram()), [0.0; 5]);
+        assert_eq!(
+            percentiles_ms(&super::super::tracker::latency_histogram()),
+            [0.0; 5]
+        );
     }
 }

@@ -58,7 +58,8 @@ impl Wire {
 
     /// A keep-alive GET of `path` from `host`.
     pub fn http(host: &str, path: &str) -> Wire {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: overlay-smoke\r\n\r\n");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: overlay-smoke\r\n\r\n");
         Wire::Http {
             request: request.into_bytes(),
         }
@@ -121,7 +122,8 @@ impl Conn {
         let sock = TcpStream::connect(target.addr)
             .await
             .map_err(|e| anyhow!("connecting to {}: {e}", target.addr))?;
-        sock.set_nodelay(true).map_err(|e| anyhow!("TCP_NODELAY: {e}"))?;
+        sock.set_nodelay(true)
+            .map_err(|e| anyhow!("TCP_NODELAY: {e}"))?;
         let tls = ClientConnection::new(Arc::clone(&target.config), target.server_name.clone())?;
         let mut conn = Conn {
             sock,
@@ -233,7 +235,12 @@ impl Conn {
     }
 
     /// Decrypts `n` bytes of `rbuf` and parses the plaintext in place.
-    fn absorb(&mut self, n: usize, parser: &mut Parser, tracker: &mut Tracker<'_>) -> anyhow::Result<()> {
+    fn absorb(
+        &mut self,
+        n: usize,
+        parser: &mut Parser,
+        tracker: &mut Tracker<'_>,
+    ) -> anyhow::Result<()> {
         tracker.now = Instant::now();
         let mut input = &self.rbuf[..n];
         while !input.is_empty() {
@@ -290,14 +297,18 @@ pub async fn run_session(
         let mut conn = match Conn::connect(&target).await {
             Ok(c) => c,
             Err(e) => {
-                stats.borrow_mut().error(1, || format!("session {index}: {e:#}"));
+                stats
+                    .borrow_mut()
+                    .error(1, || format!("session {index}: {e:#}"));
                 glommio::timer::sleep(RECONNECT_PAUSE).await;
                 continue;
             }
         };
         if target.wire.is_oap() {
             if let Err(e) = conn.hello(&stats, expect).await {
-                stats.borrow_mut().error(1, || format!("session {index}: HELLO: {e:#}"));
+                stats
+                    .borrow_mut()
+                    .error(1, || format!("session {index}: HELLO: {e:#}"));
                 glommio::timer::sleep(RECONNECT_PAUSE).await;
                 continue;
             }

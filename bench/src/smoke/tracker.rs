@@ -185,7 +185,13 @@ impl<'a> Tracker<'a> {
 }
 
 impl Sink for Tracker<'_> {
-    fn head(&mut self, corr_id: Option<u64>, code: u16, start: bool, end: bool) -> Result<(), String> {
+    fn head(
+        &mut self,
+        corr_id: Option<u64>,
+        code: u16,
+        start: bool,
+        end: bool,
+    ) -> Result<(), String> {
         let i = match corr_id {
             // HTTP answers in request order.
             None if !self.entries.is_empty() => 0,
