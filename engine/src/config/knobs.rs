@@ -348,6 +348,14 @@ pub const KNOBS: &[Knob] = &[
         bound: "",
     },
     Knob {
+        key: "store.cache_bytes",
+        kind: int(0, TIB, Unit::Bytes),
+        default: DefaultValue::Int(64 * MIB),
+        doc: "Memory a disk store keeps verified objects in for reads (its own cache: DMA reads \
+              bypass the page cache); 0: none. Objects over an eighth of it are not cached.",
+        bound: "",
+    },
+    Knob {
         key: "queues.work",
         kind: int(256, 2048, Unit::Count),
         default: DefaultValue::Int(512),

@@ -216,6 +216,7 @@ pub struct ObjectsConfig {
 pub struct StoreConfig {
     pub kind: StoreKind,
     pub capacity_bytes: u64,
+    pub cache_bytes: u64,
 }
 
 /// `[queues]`: per-shard bounds.

@@ -282,6 +282,7 @@ fn store_seed(cfg: &NodeConfig, shards: u16) -> Result<StoreSeed> {
             StoreSeed::Disk {
                 objects_dir,
                 capacity_bytes,
+                cache_bytes: cfg.store.cache_bytes / u64::from(shards),
             }
         }
     })

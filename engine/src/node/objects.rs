@@ -71,6 +71,8 @@ pub enum StoreSeed {
     Disk {
         objects_dir: std::path::PathBuf,
         capacity_bytes: u64,
+        /// This shard's share of `store.cache_bytes`.
+        cache_bytes: u64,
     },
 }
 
@@ -84,11 +86,13 @@ impl StoreSeed {
             StoreSeed::Disk {
                 objects_dir,
                 capacity_bytes,
+                cache_bytes,
             } => Store::Disk(Rc::new(DiskStore::open(
                 objects_dir,
                 shard,
                 shard_count,
                 capacity_bytes,
+                cache_bytes,
             )?)),
         })
     }

@@ -95,6 +95,26 @@ impl RamStore {
         self.recency.values()
     }
 
+    /// Holds `bytes` as `addr` outside any upload (the disk store's read cache fills itself
+    /// this way), evicting the least recently used objects for room. The caller vouches that the
+    /// bytes hash to `addr`. `false` when it was held already or is larger than the whole store.
+    pub fn insert(&mut self, addr: ObjectAddr, bytes: Bytes) -> bool {
+        let size = bytes.len() as u64;
+        if self.objects.contains_key(&addr) || size > self.capacity_bytes {
+            return false;
+        }
+        self.reserved_bytes += size;
+        self.evict_for_reservations();
+        self.reserved_bytes -= size;
+        self.used_bytes += size;
+        self.use_counter += 1;
+        self.recency.insert(self.use_counter, addr);
+        let last_use = self.use_counter;
+        self.objects.insert(addr, Entry { bytes, last_use });
+        self.stats.stored += 1;
+        true
+    }
+
     /// Marks `addr` most recently used.
     fn touch(&mut self, addr: &ObjectAddr) {
         if let Some(entry) = self.objects.get_mut(addr) {
@@ -285,6 +305,21 @@ mod tests {
         assert!(!s.remove(&a));
         assert_eq!(s.used_bytes(), 0);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn insert_outside_an_upload_evicts_and_refuses_what_cannot_fit() {
+        let mut s = RamStore::new(10);
+        let (a, b) = (Bytes::from_static(b"aaaaaa"), Bytes::from_static(b"bbbbbb"));
+        assert!(s.insert(ObjectAddr::of(&a), a.clone()));
+        assert!(!s.insert(ObjectAddr::of(&a), a.clone()), "held already");
+        assert!(s.insert(ObjectAddr::of(&b), b.clone()));
+        assert!(!s.contains(&ObjectAddr::of(&a)), "the older one made room");
+        assert_eq!(s.used_bytes(), 6);
+        assert!(
+            !s.insert(ObjectAddr::of(b"x"), Bytes::from(vec![0; 11])),
+            "larger than all"
+        );
     }
 
     #[test]

@@ -20,6 +20,11 @@
 //!   GET is a 404). A verified object answers one window of the range ([`window`]), copied once
 //!   from the DMA buffer into `Bytes`.
 //!
+//! - **Read cache**: O_DIRECT reads bypass the page cache, so the store keeps its own: objects
+//!   read whole (at most one window) and objects just written are held, verified, in a bounded
+//!   LRU ([`RamStore`], `store.cache_bytes` split over the shards, each object at most an eighth
+//!   of it). A read of a cached object completes on the spot from memory, without I/O or a copy.
+//!
 //! A quarantine rename is not fsynced: if a crash undoes it, the file is indexed again at the
 //! next start and refused again on its first read.
 
@@ -37,7 +42,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ronode_proto::id::ObjectAddr;
 use ronode_shards::objects::store::clamp;
-use ronode_shards::objects::{Committed, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
+use ronode_shards::objects::{
+    Committed, ObjectStore, OpId, RamStore, ReadChunk, StoreDone, StoreError, StoreOp,
+};
 use ronode_shards::stats::StoreUsage;
 use ronode_shards::ShardId;
 
@@ -66,6 +73,8 @@ pub struct DiskStore {
     index: RefCell<Index>,
     inflight: Rc<Cell<usize>>,
     quarantined: Cell<u64>,
+    /// Verified objects held in memory (see the module docs).
+    cache: RefCell<RamStore>,
 }
 
 /// One of the [`MAX_IO_OPS`] places, given back when the operation's future ends or is dropped.
@@ -95,6 +104,7 @@ impl DiskStore {
         shard: ShardId,
         shard_count: u16,
         capacity_bytes: u64,
+        cache_bytes: u64,
     ) -> std::io::Result<DiskStore> {
         let scan = layout::scan(&root, shard, shard_count)?;
         let mut index = Index::new(capacity_bytes);
@@ -113,6 +123,7 @@ impl DiskStore {
             index: RefCell::new(index),
             inflight: Rc::new(Cell::new(0)),
             quarantined: Cell::new(quarantined),
+            cache: RefCell::new(RamStore::new(cache_bytes)),
         })
     }
 
@@ -195,6 +206,12 @@ impl DiskStore {
                         result: Err(StoreError::NotFound(addr)),
                     });
                 };
+                if let Ok(chunk) = self.cache.borrow_mut().read(&addr, range.clone()) {
+                    return done(StoreDone::Read {
+                        op,
+                        result: Ok(chunk),
+                    });
+                }
                 match self.slot() {
                     Some(slot) => Started::Io(Box::pin(
                         self.clone().read(slot, op, addr, entry, range, min_len),
@@ -228,6 +245,9 @@ impl DiskStore {
         let written = io::write_durably(&tmp, &dest, &body).await;
         let mut index = self.index.borrow_mut();
         index.release(put);
+        if written.is_ok() {
+            self.cache(addr, &body);
+        }
         let result = match written {
             Ok(()) => Ok(Committed {
                 stored: index.insert(addr, body.len() as u64, true),
@@ -256,6 +276,7 @@ impl DiskStore {
                 }
             }
             let want = window(clamp(&range, entry.size), min_len);
+            let whole = want == (0..entry.size);
             let bytes = if want.is_empty() {
                 Bytes::new()
             } else {
@@ -263,6 +284,9 @@ impl DiskStore {
                     .await
                     .map_err(|e| self.io_failed(&addr, e))?
             };
+            if whole {
+                self.cache(addr, &bytes);
+            }
             Ok(ReadChunk {
                 object_size: entry.size,
                 bytes,
@@ -272,6 +296,14 @@ impl DiskStore {
         StoreDone::Read { op, result }
     }
 
+    /// Keeps a verified object in the read cache when it is small enough to be worth it.
+    fn cache(&self, addr: ObjectAddr, bytes: &Bytes) {
+        let mut cache = self.cache.borrow_mut();
+        if bytes.len() as u64 <= cache.capacity_bytes() / 8 {
+            cache.insert(addr, bytes.clone());
+        }
+    }
+
     /// Moves `addr`'s file to quarantine and forgets it (counted once, by whichever read found
     /// it first). The rename comes first: while the index still holds the address, no upload of
     /// it writes a new file that the rename could carry away.
@@ -279,6 +311,7 @@ impl DiskStore {
         let name = hex::encode(addr.as_bytes());
         let from = layout::object_path(&self.root, addr);
         let moved = glommio::io::rename(&from, layout::quarantine_path(&self.root, &name)).await;
+        self.cache.borrow_mut().remove(addr);
         if self.index.borrow_mut().remove(addr) {
             self.quarantined.set(self.quarantined.get() + 1);
             if let Err(e) = moved {

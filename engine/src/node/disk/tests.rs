@@ -19,7 +19,8 @@ fn root(name: &str) -> PathBuf {
 }
 
 fn open(root: &std::path::Path, capacity_bytes: u64) -> Rc<DiskStore> {
-    Rc::new(DiskStore::open(root.to_owned(), ShardId(0), 1, capacity_bytes).unwrap())
+    // No read cache: these tests are about the files.
+    Rc::new(DiskStore::open(root.to_owned(), ShardId(0), 1, capacity_bytes, 0).unwrap())
 }
 
 fn on_executor<F, Fut>(f: F)
@@ -237,4 +238,44 @@ fn operations_at_once_are_bounded_and_full_is_full() {
         );
     });
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_read_cache_answers_without_io_once_an_object_was_read_whole() {
+    let dir = root("cache");
+    let dir2 = dir.clone();
+    on_executor(move || async move {
+        let body: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let addr = ObjectAddr::of(&body);
+        {
+            let store = open(&dir2, 1 << 20);
+            put(&store, 1, &body).await.unwrap();
+        }
+        // Restarted with a cache: the first read verifies and reads from the file...
+        let store =
+            Rc::new(DiskStore::open(dir2.clone(), ShardId(0), 1, 1 << 20, 1 << 20).unwrap());
+        let op = |seq| StoreOp::Read {
+            op: id(seq),
+            addr,
+            range: 0..u64::MAX,
+            min_len: 1024,
+            fetch: None,
+        };
+        assert!(matches!(store.start(op(2)), Started::Io(_)));
+        let Started::Io(io) = store.start(op(3)) else {
+            unreachable!()
+        };
+        io.await;
+        // ...the next one completes on the spot, from memory, with the same bytes.
+        match store.start(op(4)) {
+            Started::Done(Some(StoreDone::Read {
+                result: Ok(chunk), ..
+            })) => {
+                assert_eq!(&chunk.bytes[..], &body[..]);
+                assert_eq!(chunk.object_size, 4096);
+            }
+            _ => panic!("a cached object is read without I/O"),
+        }
+    });
+    let _ = std::fs::remove_dir_all(dir);
 }
