@@ -71,13 +71,20 @@ macro_rules! cbor_codec {
 }
 pub(crate) use cbor_codec;
 
+/// Scratch bytes ciborium decodes text and byte strings through.
+const CBOR_SCRATCH: usize = 256;
+
 /// Decodes exactly one CBOR item of type `T` from `bytes`: the structural scan first (one
 /// well-formed item, nothing after it, no tags, no indefinite lengths, text map keys, bounded
 /// depth), then serde. Allocates nothing beyond what `T` itself holds.
 pub(crate) fn decode_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Reason> {
     scan(bytes)?;
     let mut rd = bytes;
-    let v = ciborium::de::from_reader_with_recursion_limit(&mut rd, MAX_CBOR_DEPTH + 2)
+    // `scan` has bounded the depth already. A small scratch: ciborium's default is a zeroed
+    // 4 KiB array per call, which showed in profiles of small requests; longer strings are
+    // taken in segments of it.
+    let mut scratch = [0u8; CBOR_SCRATCH];
+    let v = ciborium::de::from_reader_with_buffer(&mut rd, &mut scratch)
         .map_err(|_| Reason::Malformed)?;
     if !rd.is_empty() {
         return Err(Reason::Malformed);
