@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 /// handful of 64 KiB chunks per write, small enough to bound each session's buffer.
 const WRITE_BATCH: usize = 256 * 1024;
 
+/// Payloads at least this long are not copied into the write buffer: rustls encrypts them from
+/// the `Bytes` the store answered (a vectored write), which saves a copy of every body byte.
+const SHARED_PAYLOAD_MIN: usize = 8 * 1024;
+
 /// How a session ended, for logs and metrics.
 #[derive(Debug)]
 pub enum End {
@@ -110,7 +114,11 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
 struct Session {
     tls: TlsConn,
     rbuf: BytesMut,
+    /// Frames to write: encoded here, except large payloads, which `shared` holds with the
+    /// offset in `wbuf` they follow.
     wbuf: Vec<u8>,
+    shared: Vec<(usize, bytes::Bytes)>,
+    shared_bytes: usize,
     inbound: Inbound,
     encoder: FrameEncoder,
     scratch: Vec<u8>,
@@ -137,6 +145,8 @@ impl Session {
             tls,
             rbuf: BytesMut::with_capacity(64 * 1024),
             wbuf: Vec::with_capacity(WRITE_BATCH),
+            shared: Vec::new(),
+            shared_bytes: 0,
             inbound: Inbound::new(Role::Acceptor, max_frame, super::shard::SERVED_APPS),
             encoder: FrameEncoder::new(max_frame),
             scratch: Vec::new(),
@@ -193,11 +203,11 @@ impl Session {
             if let Some(reject) = self.read_timeout(progressed, shard) {
                 return self.reject(reject, shard).await;
             }
-            while self.wbuf.len() < WRITE_BATCH {
+            while self.wbuf.len() + self.shared_bytes < WRITE_BATCH {
                 let Some(t) = shard.objects.next_transmit(self.id, &self.outbox) else {
                     break;
                 };
-                self.send(&t.out_frame(), shard);
+                self.send_transmit(t, shard);
             }
             if let Err(end) = self.flush(shard).await {
                 return end;
@@ -262,22 +272,33 @@ impl Session {
             .await
     }
 
-    /// Writes the write buffer, within `write_timeout` (a peer that does not read is closed,
-    /// counted as `slow_client`).
+    /// Writes the write buffer and the shared payloads in order, within `write_timeout` (a
+    /// peer that does not read is closed, counted as `slow_client`).
     async fn flush(&mut self, shard: &Shard) -> Result<(), End> {
-        if self.wbuf.is_empty() {
+        if self.wbuf.is_empty() && self.shared.is_empty() {
             return Ok(());
         }
+        let mut slices = Vec::with_capacity(2 * self.shared.len() + 1);
+        let mut from = 0;
+        for (at, payload) in &self.shared {
+            slices.push(std::io::IoSlice::new(&self.wbuf[from..*at]));
+            slices.push(std::io::IoSlice::new(payload));
+            from = *at;
+        }
+        slices.push(std::io::IoSlice::new(&self.wbuf[from..]));
         let tls = &mut self.tls;
-        let wbuf = &self.wbuf;
         let write = glommio::timer::timeout(shard.cfg.write_timeout, async {
-            tls.write_all(wbuf)
+            tls.write_vectored_all(&slices)
                 .await
                 .map_err(glommio::GlommioError::from)
         });
-        match write.await {
+        let written = write.await;
+        drop(slices);
+        match written {
             Ok(()) => {
                 self.wbuf.clear();
+                self.shared.clear();
+                self.shared_bytes = 0;
                 Ok(())
             }
             Err(glommio::GlommioError::TimedOut(_)) => {
@@ -312,6 +333,29 @@ impl Session {
         if frame.flags.contains(Flags::RESP) {
             self.last_answered = self.last_answered.max(frame.corr_id);
         }
+    }
+
+    /// Queues a frame of the objects plane: small ones are encoded into the write buffer, a
+    /// large payload is written from its own `Bytes` after its header.
+    fn send_transmit(&mut self, t: ronode_shards::objects::Transmit, shard: &Shard) {
+        if t.payload.len() < SHARED_PAYLOAD_MIN {
+            return self.send(&t.out_frame(), shard);
+        }
+        let header = t.header();
+        if let Err(reason) = self.inbound.tracker_mut().on_send(&header) {
+            debug_assert!(
+                false,
+                "sending {:?} broke the sequence rules: {reason}",
+                t.flags
+            );
+            return;
+        }
+        self.wbuf.extend_from_slice(&header.to_bytes());
+        let n = t.payload.len();
+        self.shared.push((self.wbuf.len(), t.payload));
+        self.shared_bytes += n;
+        shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Resp, header.len.into()));
+        self.last_answered = self.last_answered.max(header.corr_id);
     }
 
     fn answer(&mut self, rx: Received, shard: &Shard) {

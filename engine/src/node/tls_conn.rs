@@ -122,6 +122,20 @@ impl TlsConn {
         self.write_pending().await
     }
 
+    /// Encrypts the slices, in order, as one stream of records (rustls reads them in place: no
+    /// copy into a buffer first), and writes them.
+    pub async fn write_vectored_all(&mut self, slices: &[std::io::IoSlice<'_>]) -> io::Result<()> {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let taken = io::Write::write_vectored(&mut self.conn.writer(), slices)?;
+        if taken != total {
+            // Without a buffer limit rustls takes everything it is given.
+            return Err(io::Error::other(format!(
+                "rustls took {taken} of {total} bytes"
+            )));
+        }
+        self.write_pending().await
+    }
+
     /// Writes every TLS record rustls has queued (answers to key updates, alerts).
     pub async fn write_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
