@@ -12,8 +12,9 @@
 //!   (`BeginPut` before its commit or abort).
 //! - **I/O operations** return a future the engine runs as a task: `CommitPut` with a body
 //!   (write to `tmp/`, fsync, rename, fsync the directory, then complete and release the
-//!   reservation) and `Read`. At most [`MAX_IO_OPS`] run at once per shard; beyond that an
-//!   operation completes `Busy` (503) at once, so memory stays bounded by that many buffers.
+//!   reservation) and `Read`. At most [`MAX_IO_OPS`] run at once per shard, so memory stays
+//!   bounded by that many buffers; beyond that a commit completes `Busy` (503) at once, and a
+//!   read waits for a place, up to [`MAX_QUEUED_READS`] reads (then `Busy`).
 //! - **Reads**: an object not verified since start is hashed first (BLAKE3 of the whole file
 //!   against its address and indexed size). A mismatch, or a short or long file, moves the file
 //!   to `quarantine/`, drops it from the index, counts it and answers `Corrupt` (500; the next
@@ -50,7 +51,11 @@ use ronode_shards::ShardId;
 
 use index::{Entry, Index};
 
-/// Disk operations (commits and reads) a shard runs at once; one more is answered `Busy`.
+/// Reads waiting for an I/O place; one more is answered `Busy` (503).
+pub const MAX_QUEUED_READS: usize = 512;
+
+/// Disk operations (commits and reads) a shard runs at once; one more commit is answered
+/// `Busy`, one more read waits (up to [`MAX_QUEUED_READS`]).
 /// Each holds one buffer of at most `READ_WINDOW` bytes (a write or hash chunk is smaller).
 pub const MAX_IO_OPS: usize = 16;
 
@@ -71,16 +76,30 @@ pub struct DiskStore {
     /// The objects directory.
     root: PathBuf,
     index: RefCell<Index>,
-    inflight: Rc<Cell<usize>>,
+    /// [`MAX_IO_OPS`] places for disk I/O.
+    io_places: Rc<glommio::sync::Semaphore>,
+    /// Reads started and waiting for a place.
+    queued_reads: Rc<Cell<usize>>,
     quarantined: Cell<u64>,
     /// Verified objects held in memory (see the module docs).
     cache: RefCell<RamStore>,
 }
 
 /// One of the [`MAX_IO_OPS`] places, given back when the operation's future ends or is dropped.
-struct Slot(Rc<Cell<usize>>);
+struct Slot(#[allow(dead_code)] glommio::sync::StaticPermit);
 
-impl Drop for Slot {
+/// A read's place in the queue of reads waiting for I/O, given back when it gets a place or is
+/// dropped.
+struct Queued(Rc<Cell<usize>>);
+
+impl Queued {
+    fn new(count: &Rc<Cell<usize>>) -> Queued {
+        count.set(count.get() + 1);
+        Queued(count.clone())
+    }
+}
+
+impl Drop for Queued {
     fn drop(&mut self) {
         self.0.set(self.0.get() - 1);
     }
@@ -121,7 +140,8 @@ impl DiskStore {
             shard,
             root,
             index: RefCell::new(index),
-            inflight: Rc::new(Cell::new(0)),
+            io_places: Rc::new(glommio::sync::Semaphore::new(MAX_IO_OPS as u64)),
+            queued_reads: Rc::new(Cell::new(0)),
             quarantined: Cell::new(quarantined),
             cache: RefCell::new(RamStore::new(cache_bytes)),
         })
@@ -212,25 +232,41 @@ impl DiskStore {
                         result: Ok(chunk),
                     });
                 }
-                match self.slot() {
-                    Some(slot) => Started::Io(Box::pin(
-                        self.clone().read(slot, op, addr, entry, range, min_len),
-                    )),
-                    None => done(StoreDone::Read {
+                // Reads wait for an I/O place in a bounded queue (a burst of GETs for a cold
+                // object is served, not refused); past the queue, busy.
+                if self.queued_reads.get() >= MAX_QUEUED_READS {
+                    return done(StoreDone::Read {
                         op,
                         result: Err(StoreError::Busy),
-                    }),
+                    });
                 }
+                let queued = Queued::new(&self.queued_reads);
+                let me = self.clone();
+                Started::Io(Box::pin(async move {
+                    let slot = me.wait_for_slot().await;
+                    drop(queued);
+                    // The object may have come into the cache while this read waited.
+                    let cached = me.cache.borrow_mut().read(&addr, range.clone());
+                    if let Ok(chunk) = cached {
+                        return StoreDone::Read {
+                            op,
+                            result: Ok(chunk),
+                        };
+                    }
+                    me.read(slot, op, addr, entry, range, min_len).await
+                }))
             }
         }
     }
 
+    /// An I/O place, waiting for one to free up.
+    async fn wait_for_slot(&self) -> Slot {
+        let permit = self.io_places.acquire_static_permit(1).await;
+        Slot(permit.expect("the store never closes its semaphore"))
+    }
+
     fn slot(&self) -> Option<Slot> {
-        let n = self.inflight.get();
-        (n < MAX_IO_OPS).then(|| {
-            self.inflight.set(n + 1);
-            Slot(self.inflight.clone())
-        })
+        self.io_places.try_acquire_static_permit(1).ok().map(Slot)
     }
 
     async fn commit(

@@ -187,8 +187,8 @@ fn operations_at_once_are_bounded_and_full_is_full() {
         let body = b"bounded".to_vec();
         let addr = ObjectAddr::of(&body);
         put(&store, 1, &body).await.unwrap();
-        // Futures started but not yet run hold their places.
-        let held: Vec<_> = (0..MAX_IO_OPS)
+        // Reads started but not yet run hold their places in the queue.
+        let held: Vec<_> = (0..MAX_QUEUED_READS)
             .map(|_| {
                 store.start(StoreOp::Read {
                     op: id(2),
@@ -203,7 +203,7 @@ fn operations_at_once_are_bounded_and_full_is_full() {
         assert_eq!(
             read(&store, addr, 0..7).await,
             Err(StoreError::Busy),
-            "one more than MAX_IO_OPS"
+            "one more than MAX_QUEUED_READS"
         );
         drop(held);
         assert_eq!(
@@ -275,6 +275,31 @@ fn the_read_cache_answers_without_io_once_an_object_was_read_whole() {
                 assert_eq!(chunk.object_size, 4096);
             }
             _ => panic!("a cached object is read without I/O"),
+        }
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_burst_of_reads_past_the_io_places_waits_and_is_served() {
+    let dir = root("burst");
+    let d = dir.clone();
+    on_executor(move || async move {
+        let store = open(&d, 1 << 20);
+        let body = b"a cold object wanted by many".to_vec();
+        let addr = ObjectAddr::of(&body);
+        put(&store, 1, &body).await.unwrap();
+        let tasks: Vec<_> = (0..4 * MAX_IO_OPS as u64)
+            .map(|_| {
+                let store = store.clone();
+                glommio::spawn_local(
+                    async move { read(&store, addr, 0..100).await.map(|c| c.bytes) },
+                )
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let got = t.await.unwrap_or_else(|e| panic!("read {i} refused: {e}"));
+            assert_eq!(&got[..], &body[..]);
         }
     });
     let _ = std::fs::remove_dir_all(dir);
