@@ -229,6 +229,14 @@ impl Objects {
             .set_session_max_frame(session, max_frame);
     }
 
+    /// Wakes every session (the shard's tick), so that each looks at its timers and the drain
+    /// flag without a timer per read.
+    pub fn wake_sessions(&self) {
+        for outbox in self.outboxes.borrow().values() {
+            let _ = outbox.wake_tx.try_send(());
+        }
+    }
+
     /// The next frame for `session` to send. Resumes the session's GET streams once its outbox
     /// has room again.
     pub fn next_transmit(&self, session: SessionId, outbox: &Outbox) -> Option<Transmit> {

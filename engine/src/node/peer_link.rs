@@ -192,10 +192,14 @@ impl LinkState {
                 }
                 self.wbuf.clear();
             }
-            let wake = async {
-                let _ = link.wake_rx.recv().await;
-            };
-            match tls.read_or_wake(&mut self.rbuf, cfg.tick, wake).await {
+            // Woken by a queued GET or frame, or after a tick to look at the PING timers.
+            let wake = futures_lite::future::or(
+                async {
+                    let _ = link.wake_rx.recv().await;
+                },
+                glommio::timer::sleep(cfg.tick),
+            );
+            match tls.read_or_wake(&mut self.rbuf, wake).await {
                 Ok(Some(0)) => return LinkEnd::Closed,
                 Ok(_) => {}
                 Err(e) => return LinkEnd::Failed(format!("read: {e}")),

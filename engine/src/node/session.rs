@@ -25,7 +25,7 @@ use ronode_shards::objects::SessionId;
 use ronode_shards::shard_of;
 use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Plaintext a session collects from the objects plane before it writes: large enough for a
 /// handful of 64 KiB chunks per write, small enough to bound each session's buffer.
@@ -226,7 +226,7 @@ impl Session {
                 // More to send: write it before taking new requests.
                 continue;
             }
-            match self.read(shard.cfg.tick).await {
+            match self.read().await {
                 Ok(Some(0)) => {
                     return match self.inbound.at_eof(&self.rbuf) {
                         Ok(()) => End::Closed,
@@ -263,12 +263,13 @@ impl Session {
         }
     }
 
-    /// Reads what is there, waiting at most `wait`, and no longer than until the outbox has
-    /// something: `Ok(None)` when nothing came, `Ok(Some(0))` when the peer closed.
-    async fn read(&mut self, wait: Duration) -> std::io::Result<Option<usize>> {
+    /// Reads what is there, waiting until the outbox has something (the shard's tick also
+    /// wakes every session through its outbox, for its timers): `Ok(None)` when nothing came,
+    /// `Ok(Some(0))` when the peer closed.
+    async fn read(&mut self) -> std::io::Result<Option<usize>> {
         let outbox = self.outbox.clone();
         self.tls
-            .read_or_wake(&mut self.rbuf, wait, async move { outbox.wait().await })
+            .read_or_wake(&mut self.rbuf, async move { outbox.wait().await })
             .await
     }
 

@@ -311,6 +311,7 @@ pub async fn run(seed: ShardSeed) {
 async fn tick(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(shard.cfg.tick).await;
+        shard.objects.wake_sessions();
         shard.objects.handle_fetch_timeout();
         shard.publish(shard.now_ms());
     }

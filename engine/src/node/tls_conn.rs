@@ -72,30 +72,26 @@ impl TlsConn {
         Ok(got)
     }
 
-    /// Appends what the peer sent to `out`, waiting at most `wait`, and no longer than until
-    /// `wake` completes (the caller has something to send): `Ok(None)` when nothing came,
-    /// `Ok(Some(0))` when the peer closed. Safe to abandon: ciphertext reaches rustls only once
-    /// a socket read has completed.
+    /// Appends what the peer sent to `out`, waiting until `wake` completes at the latest (the
+    /// caller has something to send, or a timer of its own to look at): `Ok(None)` when nothing
+    /// came, `Ok(Some(0))` when the peer closed. No timer is made per read: a read is the hot
+    /// path. Safe to abandon: ciphertext reaches rustls only once a socket read has completed.
     pub async fn read_or_wake(
         &mut self,
         out: &mut BytesMut,
-        wait: std::time::Duration,
         wake: impl std::future::Future<Output = ()>,
     ) -> io::Result<Option<usize>> {
         let held = self.take_plaintext(out)?;
         if held > 0 {
             return Ok(Some(held));
         }
-        let recv = glommio::timer::timeout(wait, async {
-            self.recv().await.map_err(glommio::GlommioError::from)
-        });
-        let res = futures_lite::future::or(async { Some(recv.await) }, async {
+        let res = futures_lite::future::or(async { Some(self.recv().await) }, async {
             wake.await;
             None
         })
         .await;
         match res {
-            None | Some(Err(glommio::GlommioError::TimedOut(_))) => Ok(None),
+            None => Ok(None),
             Some(Ok(0)) => Ok(Some(0)),
             Some(Ok(n)) => {
                 let absorbed = self.absorb(n, out);
@@ -105,7 +101,7 @@ impl TlsConn {
                 written?;
                 Ok(Some(n))
             }
-            Some(Err(e)) => Err(io::Error::other(e.to_string())),
+            Some(Err(e)) => Err(e),
         }
     }
 
