@@ -139,3 +139,28 @@ fn amnesia_writes_nothing_even_with_traffic() {
     stop(node);
     assert!(!dir.exists(), "amnesia created {}", dir.display());
 }
+
+/// The README's command: `ronode run` with no flags but ports, from a working directory, so the
+/// data directory is the relative `./ronode-data`.
+#[test]
+fn a_node_on_the_default_relative_data_dir_stores_and_serves() {
+    let cwd = scratch("relative");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ronode"));
+    cmd.current_dir(&cwd)
+        .args(["run", "--shards", "2", "--pin", "off"])
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let node = start_with(cmd);
+    let body = bytes(300 * 1024, 11);
+    let mut c = client(&node);
+    let addr = c
+        .put(&body, Some(&mint(&cwd.join("ronode-data"), "put")))
+        .unwrap()
+        .addr;
+    assert_eq!(c.get(&addr).unwrap(), body);
+    assert!(object_file(&cwd.join("ronode-data"), &addr).exists());
+    drop(node);
+    let _ = std::fs::remove_dir_all(cwd);
+}

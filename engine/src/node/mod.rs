@@ -38,8 +38,12 @@ const HANDOFF_QUEUE: usize = 64;
 const PLANE_OVERLAY: &str = "overlay";
 
 /// Starts the node and blocks until it has drained after a signal.
-pub fn run(cfg: NodeConfig) -> Result<()> {
+pub fn run(mut cfg: NodeConfig) -> Result<()> {
     let started = Instant::now();
+    // Absolute from here on: glommio opens directories by path without the working directory
+    // (the default `./ronode-data` would fail on the first PUT otherwise).
+    cfg.data_dir = std::path::absolute(&cfg.data_dir)
+        .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
     let (identity, _lock) = identity_for(&cfg)?;
     guard::probe_port(cfg.listen, "listen")?;
     guard::probe_port(cfg.admin, "admin")?;
