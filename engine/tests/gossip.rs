@@ -145,7 +145,7 @@ fn a_burst_past_the_topic_budget_is_shed_and_counted() {
     for m in 0..400 {
         match publisher.publish("burst", format!("b{m}").as_bytes(), None) {
             Ok(()) => accepted += 1,
-            Err(ClientError::Node(e)) if e.code == 429 => shed += 1,
+            Err(ClientError::Node(e)) if e.status == 429 => shed += 1,
             Err(e) => panic!("publish {m}: {e}"),
         }
     }
@@ -162,11 +162,11 @@ fn publishing_needs_a_gossip_capability_under_the_token_policy() {
     let node = m.start(&[]);
     let mut client = Client::connect(node.listen, &opts()).unwrap();
     match client.publish("t", b"x", None) {
-        Err(ClientError::Node(e)) => assert_eq!(e.code, 401),
+        Err(ClientError::Node(e)) => assert_eq!(e.status, 401),
         other => panic!("{other:?}"),
     }
     match client.publish("t", b"x", Some(&common::mint(&m.dir, "put"))) {
-        Err(ClientError::Node(e)) => assert_eq!(e.code, 403),
+        Err(ClientError::Node(e)) => assert_eq!(e.status, 403),
         other => panic!("{other:?}"),
     }
     client
