@@ -113,7 +113,12 @@ impl Client {
     /// The negotiated key exchange group, e.g. `"X25519MLKEM768"`.
     /// Publishes `data` on gossip `topic` with a `scope=gossip` capability (`cap`, or none
     /// where the node's `gossip.pub_policy` is `open`); returns once the node accepted it.
-    pub fn publish(&mut self, topic: &str, data: &[u8], cap: Option<&[u8]>) -> Result<(), ClientError> {
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        cap: Option<&[u8]>,
+    ) -> Result<(), ClientError> {
         let result = self
             .conv
             .start_publish(topic, data, cap.unwrap_or_default())

@@ -19,10 +19,10 @@ use ronode_proto::inbound::{Inbound, Received, Reject, ServedApps};
 use ronode_proto::limits::{
     HEADER_LEN, MAX_CAP_BYTES, MAX_FRAME, MAX_INFLIGHT, MIN_NEGOTIATED_FRAME,
 };
+use ronode_proto::msg::gossip::{GossipEvent, GossipOk, GossipRequest};
 use ronode_proto::msg::objects::{
     ByteRange, Get, Head, HeadResp, ObjectRequest, Put, PutResp, STATUS_OK, STATUS_PARTIAL,
 };
-use ronode_proto::msg::gossip::{GossipEvent, GossipOk, GossipRequest};
 use ronode_proto::msg::{APP_GOSSIP, APP_OBJECTS};
 use ronode_proto::sequence::{Progress, Role};
 use ronode_proto::{Flags, FrameEncoder, Kind, ObjectAddr, OutFrame};
@@ -93,11 +93,21 @@ fn mismatch(reply: Reply) -> ClientError {
 #[derive(Debug)]
 enum Op {
     Hello,
-    Ping { sent: Instant },
+    Ping {
+        sent: Instant,
+    },
     Head,
-    Get { addr: ObjectAddr },
-    GetRange { start: u64, end: u64 },
-    Put { addr: ObjectAddr, size: u64 },
+    Get {
+        addr: ObjectAddr,
+    },
+    GetRange {
+        start: u64,
+        end: u64,
+    },
+    Put {
+        addr: ObjectAddr,
+        size: u64,
+    },
     /// A gossip REQ (answered `{"ok": true}`).
     Gossip,
     /// A published EVENT sent with ACK_REQ (answered by an empty RESP 200).
@@ -468,8 +478,14 @@ impl Conversation {
         GossipEvent::new(topic, ts, data.to_vec())
             .relayed(0)
             .encode(&mut payload);
+        // A capability rides on a START frame only: the one frame is then START|END.
+        let whole = if cap.is_empty() {
+            Flags::EMPTY
+        } else {
+            Flags::START | Flags::END
+        };
         let frame = OutFrame {
-            flags: Flags::EVENT | Flags::ACK_REQ,
+            flags: Flags::EVENT | Flags::ACK_REQ | whole,
             cap,
             ..self.request_frame(APP_GOSSIP, corr_id, &payload)
         };

@@ -146,9 +146,9 @@ fn parse_peer(s: &str) -> Result<(std::net::SocketAddr, Option<ronode_proto::Nod
 /// Connects to `--peer`, runs `f`, closes; a `not found` is its own clear error.
 /// `--cap`: a token's hex, decoded.
 fn cap_arg(cap: Option<&str>) -> Result<Option<Vec<u8>>, ronode_client::ClientError> {
-    cap.map(hex::decode).transpose().map_err(|e| {
-        ronode_client::ClientError::InvalidRequest(format!("--cap is not hex: {e}"))
-    })
+    cap.map(hex::decode)
+        .transpose()
+        .map_err(|e| ronode_client::ClientError::InvalidRequest(format!("--cap is not hex: {e}")))
 }
 
 /// One line of `ronode gossip sub`: the data as text when it is UTF-8, else as hex.

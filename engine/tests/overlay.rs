@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::{eventually, metric_sum, Member, Node, WAIT};
+use common::{eventually, metric_sum, scratch, Member, Node, WAIT};
 use ronode_client::{Client, ClientError, ClientOptions};
 use ronode_proto::ObjectAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn opts() -> ClientOptions {
     ClientOptions {

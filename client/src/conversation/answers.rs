@@ -147,9 +147,9 @@ impl Conversation {
                 }
                 Ok(Reply::Put(resp))
             }
-            Op::Gossip => GossipOk::decode(&body)
-                .map(|_| Reply::Ok)
-                .map_err(|_| protocol("gossip REQ answered by something other than {\"ok\": true}")),
+            Op::Gossip => GossipOk::decode(&body).map(|_| Reply::Ok).map_err(|_| {
+                protocol("gossip REQ answered by something other than {\"ok\": true}")
+            }),
             Op::Publish if body.is_empty() => Ok(Reply::Ok),
             Op::Publish => Err(protocol("a published EVENT acknowledged with a payload")),
         }

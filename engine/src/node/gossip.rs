@@ -156,7 +156,10 @@ impl Gossip {
             Counted::HopLimited => c.hop_limited,
             Counted::Repaired => c.repaired,
             Counted::Dropped => {
-                c.frames_dropped + c.deliveries_dropped + self.dropped.get() + self.peers.gossip_dropped()
+                c.frames_dropped
+                    + c.deliveries_dropped
+                    + self.dropped.get()
+                    + self.peers.gossip_dropped()
             }
         })
     }

@@ -2,10 +2,10 @@
 //! configuration (`objects.*`, `chunk_bytes`, ...), and the root keys capabilities are checked
 //! against ([`CapKeys`]).
 
-use std::collections::BTreeMap;
-use std::fmt;
 use ronode_proto::cap::{CapError, CapRequest, Capability, Op};
 use ronode_proto::frame::Frame;
+use std::collections::BTreeMap;
+use std::fmt;
 
 use ronode_proto::limits::{
     HEADER_LEN, MAX_CHUNK_BYTES, MAX_FRAME, MAX_INFLIGHT, MIN_CHUNK_BYTES, MIN_NEGOTIATED_FRAME,
