@@ -27,6 +27,7 @@
 //! | `overlay_peers` | gauge | `state` (`down`, `dialing`, `up`), `shard`: configured peers the shard dials |
 //! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
 //! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
+//! | `gossip_messages_total` | counter | `event` (every [`GossipEvent`]), `shard`: the gossip plane |
 //! | `readyz_state` | gauge | none: 1 when `/readyz` answers 200, else 0 |
 
 use std::fmt;
@@ -38,7 +39,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use ronode_proto::reason::Reason;
 use ronode_shards::peers::{DialFailure, PeerState};
-use ronode_shards::stats::{Counters, Dir, FetchResult, FrameKind, Queue, StatsBoard, TlsFailure};
+use ronode_shards::stats::{
+    Counters, Dir, FetchResult, FrameKind, GossipEvent, Queue, StatsBoard, TlsFailure,
+};
 use ronode_shards::ShardId;
 
 use crate::readiness::Readiness;
@@ -333,6 +336,18 @@ impl Collector for BoardCollector {
                 })
             }),
         )?;
+        family(
+            &mut enc,
+            "gossip_messages",
+            "Gossip messages published, relayed, delivered, dropped as duplicates or past a \
+             budget or the hop limit, repaired, and dropped at a full queue, by event.",
+            Counter,
+            shards().flat_map(|(c, s)| {
+                GossipEvent::ALL
+                    .into_iter()
+                    .map(move |e| ([("event", e.label()), ("shard", s)], c.gossip(e)))
+            }),
+        )?;
         enc.encode_descriptor(
             "readyz_state",
             "1 when /readyz answers 200, else 0.",
@@ -379,15 +394,16 @@ mod tests {
             "overlay_peers{state=\"up\",shard=\"0\"} 0\n",
             "overlay_dial_failures_total{reason=\"mismatch\",shard=\"1\"} 0\n",
             "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
+            "gossip_messages_total{event=\"budget_shed\",shard=\"1\"} 0\n",
         ] {
             assert!(text.contains(line), "{line}");
         }
-        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 series per shard, plus
+        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 series per shard, plus
         // readyz_state; the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8) + 1
         );
     }
 

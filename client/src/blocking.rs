@@ -21,6 +21,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ronode_proto::control::HelloReply;
+use ronode_proto::msg::gossip::{GossipEvent, GossipRequest, Subscribe, Unsubscribe};
 use ronode_proto::msg::objects::PutResp;
 use ronode_proto::{NodeId, ObjectAddr};
 use rustls::pki_types::ServerName;
@@ -110,6 +111,62 @@ impl Client {
     }
 
     /// The negotiated key exchange group, e.g. `"X25519MLKEM768"`.
+    /// Publishes `data` on gossip `topic` with a `scope=gossip` capability (`cap`, or none
+    /// where the node's `gossip.pub_policy` is `open`); returns once the node accepted it.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        cap: Option<&[u8]>,
+    ) -> Result<(), ClientError> {
+        let result = self
+            .conv
+            .start_publish(topic, data, cap.unwrap_or_default())
+            .and_then(|corr_id| {
+                self.flush_out()?;
+                self.wait(corr_id)
+            });
+        self.settle(result)?.ok()
+    }
+
+    /// Subscribes this session to gossip `topic`: its messages arrive from now on, taken with
+    /// [`Client::next_event`].
+    pub fn subscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        let req = GossipRequest::Subscribe(Subscribe {
+            topic: topic.to_owned(),
+        });
+        self.gossip(&req)
+    }
+
+    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        let req = GossipRequest::Unsubscribe(Unsubscribe {
+            topic: topic.to_owned(),
+        });
+        self.gossip(&req)
+    }
+
+    /// The next gossip message of this session's subscriptions, waiting for it up to the
+    /// session's timeout (`ClientError::Timeout` then).
+    pub fn next_event(&mut self) -> Result<GossipEvent, ClientError> {
+        loop {
+            if let Some(event) = self.conv.take_event() {
+                return Ok(event);
+            }
+            self.conv.check_open()?;
+            self.flush_out()?;
+            self.read_tls()?;
+            self.process()?;
+        }
+    }
+
+    fn gossip(&mut self, req: &GossipRequest) -> Result<(), ClientError> {
+        let result = self.conv.start_gossip(req).and_then(|corr_id| {
+            self.flush_out()?;
+            self.wait(corr_id)
+        });
+        self.settle(result)?.ok()
+    }
+
     pub fn negotiated_group(&self) -> Option<String> {
         tls::negotiated_group(&self.tls)
     }

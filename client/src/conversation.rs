@@ -19,10 +19,11 @@ use ronode_proto::inbound::{Inbound, Received, Reject, ServedApps};
 use ronode_proto::limits::{
     HEADER_LEN, MAX_CAP_BYTES, MAX_FRAME, MAX_INFLIGHT, MIN_NEGOTIATED_FRAME,
 };
+use ronode_proto::msg::gossip::{GossipEvent, GossipOk, GossipRequest};
 use ronode_proto::msg::objects::{
     ByteRange, Get, Head, HeadResp, ObjectRequest, Put, PutResp, STATUS_OK, STATUS_PARTIAL,
 };
-use ronode_proto::msg::APP_OBJECTS;
+use ronode_proto::msg::{APP_GOSSIP, APP_OBJECTS};
 use ronode_proto::sequence::{Progress, Role};
 use ronode_proto::{Flags, FrameEncoder, Kind, ObjectAddr, OutFrame};
 
@@ -47,6 +48,8 @@ pub(crate) enum Reply {
     Size(u64),
     Bytes(Vec<u8>),
     Put(PutResp),
+    /// A gossip REQ's `{"ok": true}`, or the acknowledgement of a published EVENT.
+    Ok,
 }
 
 impl Reply {
@@ -74,6 +77,12 @@ impl Reply {
             other => Err(mismatch(other)),
         }
     }
+    pub(crate) fn ok(self) -> Result<(), ClientError> {
+        match self {
+            Reply::Ok => Ok(()),
+            other => Err(mismatch(other)),
+        }
+    }
 }
 
 fn mismatch(reply: Reply) -> ClientError {
@@ -84,11 +93,25 @@ fn mismatch(reply: Reply) -> ClientError {
 #[derive(Debug)]
 enum Op {
     Hello,
-    Ping { sent: Instant },
+    Ping {
+        sent: Instant,
+    },
     Head,
-    Get { addr: ObjectAddr },
-    GetRange { start: u64, end: u64 },
-    Put { addr: ObjectAddr, size: u64 },
+    Get {
+        addr: ObjectAddr,
+    },
+    GetRange {
+        start: u64,
+        end: u64,
+    },
+    Put {
+        addr: ObjectAddr,
+        size: u64,
+    },
+    /// A gossip REQ (answered `{"ok": true}`).
+    Gossip,
+    /// A published EVENT sent with ACK_REQ (answered by an empty RESP 200).
+    Publish,
 }
 
 impl Op {
@@ -150,6 +173,8 @@ pub(crate) struct Conversation {
     closing: bool,
     pending: Vec<Pending>,
     done: Vec<(u64, Result<Reply, ClientError>)>,
+    /// Gossip EVENTs received for this session's subscriptions, oldest first.
+    events: std::collections::VecDeque<GossipEvent>,
 }
 
 impl Conversation {
@@ -158,7 +183,7 @@ impl Conversation {
             inbound: Inbound::new(
                 Role::Dialer,
                 MAX_FRAME,
-                ServedApps::of(&[APP_CONTROL, APP_OBJECTS]),
+                ServedApps::of(&[APP_CONTROL, APP_OBJECTS, APP_GOSSIP]),
             ),
             encoder: FrameEncoder::new(MAX_FRAME),
             rbuf: BytesMut::with_capacity(64 * 1024),
@@ -172,6 +197,7 @@ impl Conversation {
             closing: false,
             pending: Vec::new(),
             done: Vec::new(),
+            events: std::collections::VecDeque::new(),
         }
     }
 
@@ -419,6 +445,58 @@ impl Conversation {
         up.rest = rest;
         up.sent += 1;
         Ok(PutStep::Queued)
+    }
+
+    /// Queues a gossip REQ (subscribe, unsubscribe); returns its corr_id.
+    pub(crate) fn start_gossip(&mut self, req: &GossipRequest) -> Result<u64, ClientError> {
+        self.check_open()?;
+        let corr_id = self.next_corr_id;
+        let mut payload = Vec::new();
+        req.encode(&mut payload);
+        self.send(&self.request_frame(APP_GOSSIP, corr_id, &payload))?;
+        self.opened(corr_id, Op::Gossip);
+        Ok(corr_id)
+    }
+
+    /// Queues an EVENT publishing `data` on `topic` (`ts`: now, in unix milliseconds) with
+    /// ACK_REQ, so that the node's verdict comes back; returns its corr_id.
+    pub(crate) fn start_publish(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        cap: &[u8],
+    ) -> Result<u64, ClientError> {
+        self.check_open()?;
+        if cap.len() > MAX_CAP_BYTES {
+            return Err(protocol(format!("capability over {MAX_CAP_BYTES} bytes")));
+        }
+        let corr_id = self.next_corr_id;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut payload = Vec::new();
+        GossipEvent::new(topic, ts, data.to_vec())
+            .relayed(0)
+            .encode(&mut payload);
+        // A capability rides on a START frame only: the one frame is then START|END.
+        let whole = if cap.is_empty() {
+            Flags::EMPTY
+        } else {
+            Flags::START | Flags::END
+        };
+        let frame = OutFrame {
+            flags: Flags::EVENT | Flags::ACK_REQ | whole,
+            cap,
+            ..self.request_frame(APP_GOSSIP, corr_id, &payload)
+        };
+        self.send(&frame)?;
+        self.opened(corr_id, Op::Publish);
+        Ok(corr_id)
+    }
+
+    /// The oldest gossip EVENT received and not yet taken.
+    pub(crate) fn take_event(&mut self) -> Option<GossipEvent> {
+        self.events.pop_front()
     }
 
     fn opened(&mut self, corr_id: u64, op: Op) {

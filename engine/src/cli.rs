@@ -29,6 +29,9 @@ pub enum Command {
     /// Capability tokens.
     #[command(subcommand)]
     Cap(CapCommand),
+    /// Publish to and subscribe to gossip topics.
+    #[command(subcommand)]
+    Gossip(GossipCommand),
     /// Create the node's identity and capability root key in the data directory (or, when they
     /// exist, check their permissions and show the NodeId).
     Init(InitArgs),
@@ -38,6 +41,34 @@ pub enum Command {
     /// Show the node's effective configuration, or every knob.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GossipCommand {
+    /// Publish one message on a topic (needs a `scope=gossip` capability unless the node's
+    /// `gossip.pub_policy` is `open`).
+    Pub(GossipPubArgs),
+    /// Subscribe to a topic and print one JSON line per message (topic, msg_id, ts, hops, data
+    /// as UTF-8 or, when it is not, `data_hex`) until interrupted.
+    Sub(GossipSubArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GossipPubArgs {
+    pub topic: String,
+    pub message: String,
+    #[command(flatten)]
+    pub node: PeerArgs,
+    /// Capability token (hex, from `ronode cap mint --scope gossip`).
+    #[arg(long, env = "RONODE_CAP", hide_env_values = true)]
+    pub cap: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GossipSubArgs {
+    pub topic: String,
+    #[command(flatten)]
+    pub node: PeerArgs,
 }
 
 #[derive(Debug, Subcommand)]

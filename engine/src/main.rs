@@ -20,14 +20,7 @@ fn main() -> ExitCode {
         Command::Ping(args) => ping(&args),
         Command::Put(args) => client_cmd(&args.node, |c| {
             let bytes = std::fs::read(&args.file).map_err(ronode_client::ClientError::Io)?;
-            let cap = args
-                .cap
-                .as_deref()
-                .map(hex::decode)
-                .transpose()
-                .map_err(|e| {
-                    ronode_client::ClientError::InvalidRequest(format!("--cap is not hex: {e}"))
-                })?;
+            let cap = cap_arg(args.cap.as_deref())?;
             let resp = c.put(&bytes, cap.as_deref())?;
             let note = if resp.stored {
                 "stored"
@@ -45,6 +38,21 @@ fn main() -> ExitCode {
                 None => std::io::stdout()
                     .write_all(&bytes)
                     .map_err(ronode_client::ClientError::Io),
+            }
+        }),
+        Command::Gossip(cli::GossipCommand::Pub(args)) => client_cmd(&args.node, |c| {
+            let cap = cap_arg(args.cap.as_deref())?;
+            c.publish(&args.topic, args.message.as_bytes(), cap.as_deref())
+        }),
+        Command::Gossip(cli::GossipCommand::Sub(args)) => client_cmd(&args.node, |c| {
+            c.subscribe(&args.topic)?;
+            loop {
+                match c.next_event() {
+                    Ok(ev) => println!("{}", event_json(&ev)),
+                    // Quiet for a while: a PING keeps the session from the node's idle timeout.
+                    Err(ronode_client::ClientError::Timeout(_)) => drop(c.ping()?),
+                    Err(e) => return Err(e),
+                }
             }
         }),
         Command::Head(args) => client_cmd(&args.node, |c| {
@@ -136,6 +144,28 @@ fn parse_peer(s: &str) -> Result<(std::net::SocketAddr, Option<ronode_proto::Nod
 }
 
 /// Connects to `--peer`, runs `f`, closes; a `not found` is its own clear error.
+/// `--cap`: a token's hex, decoded.
+fn cap_arg(cap: Option<&str>) -> Result<Option<Vec<u8>>, ronode_client::ClientError> {
+    cap.map(hex::decode)
+        .transpose()
+        .map_err(|e| ronode_client::ClientError::InvalidRequest(format!("--cap is not hex: {e}")))
+}
+
+/// One line of `ronode gossip sub`: the data as text when it is UTF-8, else as hex.
+fn event_json(ev: &ronode_proto::msg::gossip::GossipEvent) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "topic": ev.topic,
+        "msg_id": ev.msg_id.to_string(),
+        "ts": ev.ts,
+        "hops": ev.hops,
+    });
+    match std::str::from_utf8(&ev.data) {
+        Ok(text) => line["data"] = text.into(),
+        Err(_) => line["data_hex"] = hex::encode(&ev.data).into(),
+    }
+    line
+}
+
 fn client_cmd(
     peer: &cli::PeerArgs,
     f: impl FnOnce(&mut ronode_client::Client) -> Result<(), ronode_client::ClientError>,

@@ -4,69 +4,9 @@
 
 mod common;
 
-use common::{eventually, metric_sum, scratch, Node, WAIT};
+use common::{eventually, metric_sum, scratch, Member, Node, WAIT};
 use ronode_client::{Client, ClientError, ClientOptions};
 use ronode_proto::ObjectAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A loopback port free now (the node's own probe refuses it clearly should it be taken since).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `ronode init`: the NodeId of the data directory's identity.
-fn init(dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
-        .arg("init")
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    let line = text.lines().find(|l| l.starts_with("node_id ")).unwrap();
-    line["node_id ".len()..].trim().to_owned()
-}
-
-/// A node of the test overlay: its data directory, NodeId and fixed port.
-struct Member {
-    dir: PathBuf,
-    id: String,
-    port: u16,
-}
-
-impl Member {
-    fn new(name: &str) -> Member {
-        let dir = scratch(name);
-        let id = init(&dir);
-        Member {
-            dir,
-            id,
-            port: free_port(),
-        }
-    }
-
-    fn peer_arg(&self) -> String {
-        format!("127.0.0.1:{}#{}", self.port, self.id)
-    }
-
-    fn start(&self, peers: &[&Member]) -> Node {
-        let listen = format!("127.0.0.1:{}", self.port);
-        let list: Vec<String> = peers.iter().map(|p| p.peer_arg()).collect();
-        let mut args = vec!["--listen", &listen, "--admin", "127.0.0.1:0", "--data-dir"];
-        args.push(self.dir.to_str().unwrap());
-        let joined = list.join(",");
-        if !list.is_empty() {
-            args.extend_from_slice(&["--peers", &joined]);
-        }
-        common::start(&args)
-    }
-}
 
 fn opts() -> ClientOptions {
     ClientOptions {

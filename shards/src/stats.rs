@@ -178,6 +178,53 @@ impl FetchResult {
     }
 }
 
+/// What the gossip planes did: the `event` label of `gossip_messages_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GossipEvent {
+    /// Messages published by local clients and accepted.
+    Published,
+    /// Eager pushes of new messages to peers (IWANT answers excluded).
+    Relayed,
+    /// Messages handed to local subscribers (one per subscriber and message).
+    Delivered,
+    /// EVENTs of messages already seen, dropped.
+    Duplicate,
+    /// New messages (and IWANTs) dropped because a topic's or a peer's burst budget was spent.
+    BudgetShed,
+    /// EVENTs dropped past the hop limit.
+    HopLimited,
+    /// EVENTs sent in answer to IWANT (lazy repair).
+    Repaired,
+    /// Frames or deliveries dropped because a queue towards a peer or a session was full.
+    Dropped,
+}
+
+impl GossipEvent {
+    pub const ALL: [GossipEvent; 8] = [
+        GossipEvent::Published,
+        GossipEvent::Relayed,
+        GossipEvent::Delivered,
+        GossipEvent::Duplicate,
+        GossipEvent::BudgetShed,
+        GossipEvent::HopLimited,
+        GossipEvent::Repaired,
+        GossipEvent::Dropped,
+    ];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            GossipEvent::Published => "published",
+            GossipEvent::Relayed => "relayed",
+            GossipEvent::Delivered => "delivered",
+            GossipEvent::Duplicate => "duplicate",
+            GossipEvent::BudgetShed => "budget_shed",
+            GossipEvent::HopLimited => "hop_limited",
+            GossipEvent::Repaired => "repaired",
+            GossipEvent::Dropped => "dropped",
+        }
+    }
+}
+
 /// The overlay's peers and fetches on one shard, as their owners keep them:
 /// `overlay_peers{state}` (a gauge: the peers this shard dials), `overlay_dial_failures_total
 /// {reason}` and `objects_fetch_total{result}`.
@@ -203,6 +250,7 @@ pub struct Counters {
     conns_refused: u64,
     store: StoreUsage,
     peers: PeerUsage,
+    gossip: [u64; GossipEvent::ALL.len()],
 }
 
 impl Default for Counters {
@@ -219,6 +267,7 @@ impl Default for Counters {
             conns_refused: 0,
             store: StoreUsage::default(),
             peers: PeerUsage::default(),
+            gossip: [0; GossipEvent::ALL.len()],
         }
     }
 }
@@ -277,6 +326,11 @@ impl Counters {
     /// `overlay_peers{state}`, `overlay_dial_failures_total{reason}`, `objects_fetch_total`.
     pub fn peers(&self) -> PeerUsage {
         self.peers
+    }
+
+    /// `gossip_messages_total{event}`.
+    pub fn gossip(&self, event: GossipEvent) -> u64 {
+        self.gossip[event as usize]
     }
 }
 
@@ -482,6 +536,11 @@ impl ShardStats {
     /// The shard's peers and fetches (their owners keep the counts).
     pub fn set_peers(&mut self, usage: PeerUsage) {
         self.counters.peers = usage;
+    }
+
+    /// What the shard's gossip plane counted, by [`GossipEvent`] (the plane keeps the counts).
+    pub fn set_gossip(&mut self, counts: [u64; GossipEvent::ALL.len()]) {
+        self.counters.gossip = counts;
     }
 
     /// What the shard's object store holds and has quarantined (the store keeps the counts).

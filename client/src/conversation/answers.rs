@@ -15,6 +15,13 @@ impl Conversation {
                 return self.answer(i, received);
             }
         }
+        if h.app_proto_id == APP_GOSSIP && kind == Kind::Event {
+            // The inbound pipeline checked it (CBOR shape, msg_id) already.
+            let event = GossipEvent::decode(&received.frame.payload)
+                .map_err(|r| protocol(format!("gossip EVENT refused: {r}")))?;
+            self.events.push_back(event);
+            return Ok(());
+        }
         if h.app_proto_id == APP_CONTROL {
             match (kind, Control::parse(&received.frame.payload)) {
                 (Kind::Event, Ok(Control::GoAway(g))) => {
@@ -140,6 +147,11 @@ impl Conversation {
                 }
                 Ok(Reply::Put(resp))
             }
+            Op::Gossip => GossipOk::decode(&body).map(|_| Reply::Ok).map_err(|_| {
+                protocol("gossip REQ answered by something other than {\"ok\": true}")
+            }),
+            Op::Publish if body.is_empty() => Ok(Reply::Ok),
+            Op::Publish => Err(protocol("a published EVENT acknowledged with a payload")),
         }
     }
 

@@ -13,7 +13,7 @@ pub const GIB: u64 = 1024 * MIB;
 pub const TIB: u64 = 1024 * GIB;
 
 /// The sections of a configuration file, in the order the effective configuration prints them.
-pub const SECTIONS: &[&str] = &["engine", "session", "objects", "store", "queues"];
+pub const SECTIONS: &[&str] = &["engine", "session", "objects", "store", "queues", "gossip"];
 
 /// What a number counts; only used to write it for people (`65536 (64 KiB)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +368,83 @@ pub const KNOBS: &[Knob] = &[
         default: DefaultValue::Int(1_024),
         doc: "Messages each SPSC channel between two shards holds; a full one is counted \
               (`bus_lagged_total`) and the work refused.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.relay_fanout",
+        kind: int(1, 64, Unit::Count),
+        default: DefaultValue::Int(6),
+        doc: "Most peers each new gossip message is eagerly pushed to; lazy repair (IHAVE / \
+              IWANT) reaches the others.",
+        bound: "the gossip plane's MAX_RELAY_FANOUT",
+    },
+    Knob {
+        key: "gossip.seed",
+        kind: int(0, i64::MAX as u64, Unit::Count),
+        default: DefaultValue::Int(0),
+        doc: "Seeds the choice of eager-push peers (mixed with the shard), so that a run can be \
+              replayed.",
+        bound: "a TOML integer",
+    },
+    Knob {
+        key: "gossip.pub_policy",
+        kind: Kind::Choice(&["token", "open"]),
+        default: DefaultValue::Str("token"),
+        doc: "`token`: publishing needs a `scope=gossip` capability; `open`: anyone who connects \
+              may publish. Subscribing never needs one.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.max_hops",
+        kind: int(1, 255, Unit::Count),
+        default: DefaultValue::Int(8),
+        doc: "Relays a gossip message may take; one received past it is dropped.",
+        bound: "the EVENT's hops is a u8",
+    },
+    Knob {
+        key: "gossip.ihave_interval_ms",
+        kind: int(50, 60_000, Unit::Millis),
+        default: DefaultValue::Int(1_000),
+        doc: "Period of lazy repair: IHAVE digests of recent messages go to peers each period, \
+              for three periods after a message is first seen.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.topic_rate_per_s",
+        kind: int(1, 1_000_000, Unit::Count),
+        default: DefaultValue::Int(200),
+        doc: "New messages a second a topic may carry on this node (publishes and relays); past \
+              the burst they are shed and counted.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.topic_burst",
+        kind: int(1, 1_000_000, Unit::Count),
+        default: DefaultValue::Int(400),
+        doc: "Burst of `gossip.topic_rate_per_s`.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.peer_rate_per_s",
+        kind: int(1, 1_000_000, Unit::Count),
+        default: DefaultValue::Int(1_000),
+        doc: "New messages and IWANTs a second taken from one peer; past the burst they are shed \
+              and counted.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.peer_burst",
+        kind: int(1, 1_000_000, Unit::Count),
+        default: DefaultValue::Int(2_000),
+        doc: "Burst of `gossip.peer_rate_per_s`.",
+        bound: "",
+    },
+    Knob {
+        key: "gossip.message_cache",
+        kind: int(16, 1_048_576, Unit::Count),
+        default: DefaultValue::Int(4_096),
+        doc: "Messages each shard keeps to answer IWANT; sixteen times as many ids are \
+              remembered to drop duplicates.",
         bound: "",
     },
 ];

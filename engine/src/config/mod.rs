@@ -170,6 +170,7 @@ pub struct NodeConfig {
     pub objects: ObjectsConfig,
     pub store: StoreConfig,
     pub queues: QueuesConfig,
+    pub gossip: GossipConfig,
 }
 
 /// `[engine]`: each glommio executor.
@@ -225,6 +226,22 @@ pub struct StoreConfig {
 pub struct QueuesConfig {
     pub work: u32,
     pub mesh: u32,
+}
+
+/// `[gossip]`: the gossip plane (app 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GossipConfig {
+    pub relay_fanout: u32,
+    pub seed: u64,
+    pub pub_policy: Policy,
+    pub max_hops: u8,
+    pub ihave_interval_ms: u64,
+    pub topic_rate_per_s: u32,
+    pub topic_burst: u32,
+    pub peer_rate_per_s: u32,
+    pub peer_burst: u32,
+    pub message_cache: u32,
 }
 
 /// What the command line sets: the highest layer. `None` (or an empty `peers`) leaves the key

@@ -6,6 +6,7 @@
 mod dial;
 mod disk;
 mod fetch;
+mod gossip;
 mod guard;
 mod handoff;
 mod mesh;
@@ -89,6 +90,12 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
     let mut mesh = Mesh::new(shards, cfg.queues.mesh as usize);
     let mut handoffs = Mesh::new(shards, HANDOFF_QUEUE);
     let mut peer_mesh = Mesh::new(shards, cfg.queues.mesh as usize);
+    let mut gossip_mesh = Mesh::new(shards, cfg.queues.mesh as usize);
+    let gossip_seed = gossip_seed(&cfg);
+    gossip_seed
+        .config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("gossip configuration: {e}"))?;
     let peers_cfg = peers_cfg(&cfg, &identity, &cert, &key);
     let cpus = core_ids();
     let mut listen = cfg.listen;
@@ -120,6 +127,9 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
             peers_cfg: peers_cfg.clone(),
             peer_out: peer_mesh.senders_from(ShardId(id)),
             peer_in: peer_mesh.receivers_to(ShardId(id)),
+            gossip: gossip_seed.clone(),
+            gossip_out: gossip_mesh.senders_from(ShardId(id)),
+            gossip_in: gossip_mesh.receivers_to(ShardId(id)),
             bound: tx,
         };
         let placement = match (cfg.pin, cpus.get(id as usize % cpus.len().max(1))) {
@@ -239,14 +249,46 @@ fn peers_cfg(cfg: &NodeConfig, identity: &Identity, cert: &[u8], key: &[u8]) -> 
     }
 }
 
-/// The objects plane's settings from the node's configuration.
-fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
+/// The gossip plane's settings from `[gossip]`: the knobs set the fanout, hops, budgets and
+/// caches; the repair window is three IHAVE periods (a lost IHAVE or IWANT is retried twice),
+/// an IWANT waits one period before another peer is asked, and messages are kept a minute (at
+/// least the window) to answer IWANT.
+fn gossip_seed(cfg: &NodeConfig) -> gossip::GossipSeed {
+    let g = &cfg.gossip;
+    let window = g.ihave_interval_ms * 3;
+    let message_cache = g.message_cache as usize;
+    gossip::GossipSeed {
+        config: ronode_shards::gossip::GossipConfig {
+            relay_fanout: g.relay_fanout as usize,
+            max_hops: g.max_hops,
+            ihave_interval_ms: g.ihave_interval_ms,
+            ihave_window_ms: window,
+            message_ttl_ms: window.max(60_000),
+            iwant_timeout_ms: g.ihave_interval_ms,
+            topic_rate_per_s: g.topic_rate_per_s,
+            topic_burst: g.topic_burst,
+            peer_rate_per_s: g.peer_rate_per_s,
+            peer_burst: g.peer_burst,
+            message_cache,
+            seen_cache: message_cache * 16,
+            ..Default::default()
+        },
+        seed: g.seed,
+        pub_policy: policy(g.pub_policy),
+    }
+}
+
+fn policy(p: crate::config::Policy) -> ronode_shards::objects::Policy {
     use crate::config::Policy as P;
     use ronode_shards::objects::Policy;
-    let policy = |p: P| match p {
+    match p {
         P::Token => Policy::Token,
         P::Open => Policy::Open,
-    };
+    }
+}
+
+/// The objects plane's settings from the node's configuration.
+fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
     ronode_shards::objects::ObjectsConfig {
         max_bytes: cfg.objects.max_bytes,
         put_policy: policy(cfg.objects.put_policy),

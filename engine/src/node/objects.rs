@@ -280,20 +280,38 @@ impl Objects {
             }
             let t = self.plane.borrow_mut().poll_transmit();
             match t {
-                Some(t) => {
-                    let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
-                    if let Some(outbox) = outbox {
-                        let session = t.session;
-                        outbox.push(t);
-                        if !outbox.blocked.get() && outbox.len() >= outbox.window {
-                            outbox.blocked.set(true);
-                            self.plane.borrow_mut().set_session_blocked(session, true);
-                        }
-                    }
-                }
+                Some(t) => self.push(t),
                 None => return,
             }
         }
+    }
+
+    /// Queues a frame on its session's outbox (dropped when the session is gone), pausing the
+    /// session's GET streams once the outbox reaches its window.
+    fn push(&self, t: Transmit) {
+        let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
+        if let Some(outbox) = outbox {
+            let session = t.session;
+            outbox.push(t);
+            if !outbox.blocked.get() && outbox.len() >= outbox.window {
+                outbox.blocked.set(true);
+                self.plane.borrow_mut().set_session_blocked(session, true);
+            }
+        }
+    }
+
+    /// Queues a frame of another plane (gossip) on its session's outbox unless the outbox
+    /// already holds `max` frames: false when refused so (the caller counts it).
+    pub fn offer(&self, t: Transmit, max: usize) -> bool {
+        let full = self
+            .outboxes
+            .borrow()
+            .get(&t.session.0)
+            .is_some_and(|o| o.len() >= max);
+        if !full {
+            self.push(t);
+        }
+        !full
     }
 
     fn route(&self, op: StoreOp) {

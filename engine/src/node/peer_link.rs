@@ -1,7 +1,9 @@
 //! A session this node dialled to a peer: the dialer side of OAP/1. HELLO first, a PING every
 //! `ping_interval` (a peer that does not answer one within `answer_timeout` is dropped), and
 //! the GETs the fetcher queues for this peer ([`Link::push`]), pipelined up to the protocol's
-//! in-flight bound, each answer handed to `on_answer` when its last frame arrived.
+//! in-flight bound, each answer handed to `on_answer` when its last frame arrived; and the
+//! gossip frames the plane has for this peer ([`Link::push_gossip`]): EVENTs, and IHAVE / IWANT
+//! REQs whose `{"ok": true}` answers are taken and ignored.
 
 use super::shard::SERVED_APPS;
 use super::tls_conn::TlsConn;
@@ -12,17 +14,22 @@ use ronode_proto::frame::{FrameEncoder, OutFrame};
 use ronode_proto::inbound::Inbound;
 use ronode_proto::limits::MAX_INFLIGHT;
 use ronode_proto::msg::objects::{Get, ObjectRequest};
+use ronode_proto::msg::APP_GOSSIP;
 use ronode_proto::msg::APP_OBJECTS;
 use ronode_proto::sequence::Role;
+use ronode_proto::Flags;
 use ronode_proto::{Kind, ObjectAddr};
+use ronode_shards::gossip::PeerMsg as GossipMsg;
 use ronode_shards::objects::fetch::Answer;
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// GETs queued for one peer beyond those in flight; past it a try fails at once.
 const LINK_QUEUE: usize = 256;
+/// Gossip frames queued for one peer; past it they are dropped (lazy repair recovers them).
+const GOSSIP_QUEUE: usize = 8_192;
 
 /// How a link behaves.
 #[derive(Debug, Clone)]
@@ -50,6 +57,7 @@ pub struct LinkGet {
 /// The queue of GETs for one link, and the signal that wakes it.
 pub struct Link {
     queue: RefCell<VecDeque<LinkGet>>,
+    gossip: RefCell<VecDeque<GossipMsg>>,
     closed: Cell<bool>,
     wake_tx: LocalSender<()>,
     wake_rx: LocalReceiver<()>,
@@ -60,6 +68,7 @@ impl Link {
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         Link {
             queue: RefCell::new(VecDeque::new()),
+            gossip: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
             wake_tx,
             wake_rx,
@@ -75,6 +84,17 @@ impl Link {
         q.push_back(get);
         let _ = self.wake_tx.try_send(());
         Ok(())
+    }
+
+    /// Queues a gossip frame; false when the link is closed or its gossip queue full.
+    pub fn push_gossip(&self, msg: GossipMsg) -> bool {
+        let mut q = self.gossip.borrow_mut();
+        if self.closed.get() || q.len() >= GOSSIP_QUEUE {
+            return false;
+        }
+        q.push_back(msg);
+        let _ = self.wake_tx.try_send(());
+        true
     }
 }
 
@@ -122,6 +142,7 @@ pub async fn run(
         wbuf: Vec::new(),
         next_corr: 1,
         pending: BTreeMap::new(),
+        gossip_reqs: BTreeSet::new(),
         control: None,
         hello_done: false,
     };
@@ -145,6 +166,8 @@ struct LinkState {
     wbuf: Vec<u8>,
     next_corr: u64,
     pending: BTreeMap<u64, Pending>,
+    /// Gossip REQs (IHAVE, IWANT) sent and not yet answered, by corr_id.
+    gossip_reqs: BTreeSet<u64>,
     /// The control request in flight (HELLO, then PINGs) and when it was sent.
     control: Option<(u64, Instant)>,
     hello_done: bool,
@@ -170,6 +193,7 @@ impl LinkState {
             }
             if self.hello_done {
                 self.send_gets(link);
+                self.send_gossip(link);
                 if self.control.is_none() && last_ping.elapsed() >= cfg.ping_interval {
                     last_ping = Instant::now();
                     self.control_request(&Control::Ping(self.next_corr));
@@ -242,6 +266,36 @@ impl LinkState {
         }
     }
 
+    /// Sends queued gossip frames: EVENTs at once, REQs while the in-flight bound (shared with
+    /// the GETs, one place kept for the PING) has room.
+    fn send_gossip(&mut self, link: &Link) {
+        loop {
+            let room = self.pending.len() + self.gossip_reqs.len() < MAX_INFLIGHT - 1;
+            let msg = {
+                let mut q = link.gossip.borrow_mut();
+                match q.front() {
+                    Some(GossipMsg::Event { .. }) => q.pop_front(),
+                    Some(_) if room => q.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(msg) = msg else { return };
+            let payload = msg.payload();
+            let corr_id = if msg.flags() == Flags::REQ {
+                let corr = self.next_corr;
+                self.next_corr += 1;
+                self.gossip_reqs.insert(corr);
+                corr
+            } else {
+                0
+            };
+            self.send(&OutFrame {
+                flags: msg.flags(),
+                ..OutFrame::request(APP_GOSSIP, corr_id, &payload)
+            });
+        }
+    }
+
     fn send(&mut self, frame: &OutFrame<'_>) {
         let recorded = self.inbound.tracker_mut().on_send(&frame.header());
         debug_assert!(recorded.is_ok(), "a peer link broke the sequence rules");
@@ -274,6 +328,9 @@ impl LinkState {
                     self.hello_done = true;
                 }
                 continue;
+            }
+            if self.gossip_reqs.remove(&h.corr_id) {
+                continue; // `{"ok": true}`, or an error the plane has no use for
             }
             let Some(p) = self.pending.get_mut(&h.corr_id) else {
                 continue;

@@ -11,6 +11,7 @@ use super::peer_link::{self, Link, LinkCfg, LinkGet};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_client::tls::PqMode;
 use ronode_proto::id::NodeId;
+use ronode_shards::gossip::PeerFrame;
 use ronode_shards::objects::fetch::{Answer, Try};
 use ronode_shards::peers::{Backoff, DialFailure, PeerSet, PeerSpec, PeerState};
 use ronode_shards::{shard_of, ShardId};
@@ -32,6 +33,8 @@ pub enum PeerMsg {
     Get { peer: NodeId, get: LinkGet },
     /// The answer to a GET, for the fetcher of the receiving shard.
     Answer { try_id: u64, answer: Answer },
+    /// A gossip frame for a peer the receiving shard owns.
+    Gossip(PeerFrame),
 }
 
 /// How this shard dials and keeps its peers.
@@ -62,6 +65,9 @@ pub struct Peers {
     version: Cell<u64>,
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<PeerMsg>>>>>,
     sink: RefCell<Option<AnswerSink>>,
+    /// Gossip frames dropped: the peer's link was gone or its queue full, or the peer mesh
+    /// was full (the plane's lazy repair makes up for a lost frame).
+    gossip_dropped: Cell<u64>,
 }
 
 impl Peers {
@@ -78,6 +84,7 @@ impl Peers {
             version: Cell::new(0),
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
             sink: RefCell::new(None),
+            gossip_dropped: Cell::new(0),
         })
     }
 
@@ -97,6 +104,11 @@ impl Peers {
         let up = self.up.borrow();
         let all: BTreeSet<NodeId> = up.iter().flat_map(|(_, s)| s.iter().copied()).collect();
         all.into_iter().collect()
+    }
+
+    /// Whether `id` is a peer of this node: one this shard dials, or one up anywhere.
+    pub fn knows(&self, id: &NodeId) -> bool {
+        self.set.borrow().state(id).is_some() || self.up().contains(id)
     }
 
     /// Peers this shard dials, by state (`overlay_peers{state}`).
@@ -125,6 +137,31 @@ impl Peers {
         }
     }
 
+    /// Sends a gossip frame on its peer's link, wherever the link lives. Never waits: a frame
+    /// that cannot go is dropped and counted.
+    pub fn send_gossip(&self, frame: PeerFrame) {
+        let owner = shard_of(frame.peer.as_bytes(), self.shard_count);
+        if owner == self.shard {
+            return self.queue_gossip(frame);
+        }
+        let tx = self.mesh.borrow()[owner.0 as usize].clone();
+        if tx.is_none_or(|tx| tx.try_send(PeerMsg::Gossip(frame)).is_err()) {
+            self.gossip_dropped.set(self.gossip_dropped.get() + 1);
+        }
+    }
+
+    /// Gossip frames dropped since start.
+    pub fn gossip_dropped(&self) -> u64 {
+        self.gossip_dropped.get()
+    }
+
+    fn queue_gossip(&self, frame: PeerFrame) {
+        let link = self.links.borrow().get(&frame.peer).cloned();
+        if !link.is_some_and(|link| link.push_gossip(frame.msg)) {
+            self.gossip_dropped.set(self.gossip_dropped.get() + 1);
+        }
+    }
+
     /// A message from another shard.
     pub fn handle_mesh(&self, msg: PeerMsg) {
         match msg {
@@ -141,6 +178,7 @@ impl Peers {
             }
             PeerMsg::Get { peer, get } => self.queue_get(peer, get),
             PeerMsg::Answer { try_id, answer } => self.deliver_local(try_id, answer),
+            PeerMsg::Gossip(frame) => self.queue_gossip(frame),
         }
     }
 

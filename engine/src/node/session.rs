@@ -8,6 +8,7 @@
 //! output queued it does not read: a peer that does not read its answers stops being served new
 //! requests, and one that stalls a write past `write_timeout` is closed.
 
+use super::gossip::{self, Reply};
 use super::objects::Outbox;
 use super::shard::{Shard, ShardCfg};
 use super::tls_conn::TlsConn;
@@ -17,7 +18,7 @@ use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
 use ronode_proto::frame::{FrameEncoder, OutFrame};
 use ronode_proto::inbound::{Inbound, Received, Reject};
 use ronode_proto::limits::MAX_FRAME;
-use ronode_proto::msg::APP_OBJECTS;
+use ronode_proto::msg::{APP_GOSSIP, APP_OBJECTS};
 use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
 use ronode_shards::limiter::TokenBucket;
@@ -104,9 +105,14 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
 /// shard) to its end.
 pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     let (id, outbox) = shard.objects.open_session(shard.cfg.send_window_frames);
+    // A peer session: the certificate names a peer this node knows (configured, or up). Its
+    // EVENTs are relays; a client's (identity or not) are publishes.
+    let peer = tls.peer_node_id().filter(|p| shard.peers.knows(p));
     let mut session = Session::new(tls, &shard.cfg, shard.now_ms(), id, outbox);
+    session.peer = peer;
     let end = session.run(shard).await;
     shard.objects.close_session(id);
+    shard.gossip.session_closed((shard.id, id));
     shard.stats_mut(|s| s.session_closed());
     end
 }
@@ -130,6 +136,8 @@ struct Session {
     outbox: Rc<Outbox>,
     /// Since when the peer has been mid-request without completing a frame (the read timeout).
     stalled_since: Option<Instant>,
+    /// The NodeId of a peer session; `None` for a client.
+    peer: Option<ronode_proto::id::NodeId>,
 }
 
 impl Session {
@@ -155,6 +163,7 @@ impl Session {
             id,
             outbox,
             stalled_since: None,
+            peer: None,
         }
     }
 
@@ -363,6 +372,35 @@ impl Session {
         let h = rx.frame.header;
         if h.app_proto_id == APP_OBJECTS {
             shard.objects.handle_frame(self.id, rx, unix_now_s());
+            return;
+        }
+        if h.app_proto_id == APP_GOSSIP {
+            let me = (shard.id, self.id);
+            match shard.gossip.handle_frame(me, self.peer, &rx, unix_now_s()) {
+                Reply::None => {}
+                Reply::Ok => {
+                    let payload = if h.kind() == Some(Kind::Req) {
+                        gossip::ok_payload()
+                    } else {
+                        Vec::new() // the acknowledgement of an EVENT sent with ACK_REQ
+                    };
+                    self.send(
+                        &OutFrame {
+                            tenant_id: h.tenant_id,
+                            ..OutFrame::response(APP_GOSSIP, h.corr_id, 200, &payload)
+                        },
+                        shard,
+                    );
+                }
+                Reply::Error(reason, message) => {
+                    let answers = h.kind() == Some(Kind::Req) || h.flags.contains(Flags::ACK_REQ);
+                    if answers {
+                        self.error(APP_GOSSIP, h.corr_id, reason, &message, 0, shard);
+                    } else {
+                        shard.stats_mut(|s| s.rejected(reason));
+                    }
+                }
+            }
             return;
         }
         if h.app_proto_id != APP_CONTROL || h.flags.kind() != Some(Kind::Req) {

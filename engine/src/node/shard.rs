@@ -2,6 +2,7 @@
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
+use super::gossip::{self, Gossip, GossipMsg, GossipSeed};
 use super::handoff::{self, Handoff};
 use super::objects::{self, MeshMsg, Objects, StoreSeed};
 use super::peers::{self, PeerMsg, Peers, PeersCfg};
@@ -24,11 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The apps a node serves today: control and objects. Gossip and DHT join as their planes land;
-/// until then their frames are answered `unknown_app`, truthfully.
+/// The apps a node serves today: control, objects and gossip. DHT joins as its plane lands;
+/// until then its frames are answered `unknown_app`, truthfully.
 pub const SERVED_APPS: ServedApps = ServedApps::of(&[
     ronode_proto::control::APP_CONTROL,
     ronode_proto::msg::APP_OBJECTS,
+    ronode_proto::msg::APP_GOSSIP,
 ]);
 
 /// What a shard needs from the node's configuration, resolved once.
@@ -67,6 +69,7 @@ pub struct Shard {
     epoch: Instant,
     pub objects: Rc<Objects>,
     pub peers: Rc<Peers>,
+    pub gossip: Rc<Gossip>,
     /// Senders on the hand-off mesh, by shard (None for this one, or until connected).
     handoffs: RefCell<Vec<Option<Rc<ConnectedSender<Handoff>>>>>,
     /// What has been copied into `stats` from the objects runtime's own counters.
@@ -76,6 +79,7 @@ pub struct Shard {
 #[derive(Default)]
 struct Reported {
     lagged: u64,
+    gossip_lagged: u64,
     refusals: Vec<u64>,
 }
 
@@ -156,6 +160,12 @@ impl Shard {
                 stats.bus_lagged();
             }
             rep.lagged = lagged;
+            let gossip_lagged = self.gossip.lagged();
+            for _ in rep.gossip_lagged..gossip_lagged {
+                stats.bus_lagged();
+            }
+            rep.gossip_lagged = gossip_lagged;
+            stats.set_gossip(self.gossip.counts());
             stats.set_store(self.objects.store_usage());
             stats.set_peers(self.peer_usage());
             let refusals = self.objects.refusals();
@@ -199,6 +209,10 @@ pub struct ShardSeed {
     pub peers_cfg: PeersCfg,
     pub peer_out: Vec<(ShardId, SharedSender<PeerMsg>)>,
     pub peer_in: Vec<SharedReceiver<PeerMsg>>,
+    /// The gossip plane's settings, and the gossip mesh.
+    pub gossip: GossipSeed,
+    pub gossip_out: Vec<(ShardId, SharedSender<GossipMsg>)>,
+    pub gossip_in: Vec<SharedReceiver<GossipMsg>>,
     /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
     /// then bind the port it got).
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
@@ -229,7 +243,7 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
-    let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys) {
+    let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys.clone()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("shard {}: objects configuration: {e}", seed.id);
@@ -260,8 +274,32 @@ pub async fn run(seed: ShardSeed) {
         let peers = peers.clone();
         glommio::spawn_local(async move { peers.connect_mesh(to, tx.connect().await) }).detach();
     }
+    let gossip = match Gossip::new(
+        seed.id,
+        seed.shard_count,
+        seed.gossip,
+        seed.cap_keys,
+        objects.clone(),
+        peers.clone(),
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("shard {}: gossip configuration: {e}", seed.id);
+            return;
+        }
+    };
+    for rx in seed.gossip_in {
+        let gossip = gossip.clone();
+        glommio::spawn_local(async move { gossip::serve_mesh(gossip, rx.connect().await).await })
+            .detach();
+    }
+    for (to, tx) in seed.gossip_out {
+        let gossip = gossip.clone();
+        glommio::spawn_local(async move { gossip.connect_mesh(to, tx.connect().await) }).detach();
+    }
     let shard = Rc::new(Shard {
         id: seed.id,
+        gossip,
         peers: peers.clone(),
         shard_count: seed.shard_count,
         handoffs: RefCell::new((0..seed.shard_count).map(|_| None).collect()),
@@ -313,6 +351,7 @@ async fn tick(shard: Rc<Shard>) {
         glommio::timer::sleep(shard.cfg.tick).await;
         shard.objects.wake_sessions();
         shard.objects.handle_fetch_timeout();
+        shard.gossip.tick();
         shard.publish(shard.now_ms());
     }
 }

@@ -48,6 +48,12 @@ impl TlsConn {
         &self.io
     }
 
+    /// The NodeId of the certificate the other side presented (a peer node's, or a client's
+    /// identity), kept with the connection so a session handed between shards still knows it.
+    pub fn peer_node_id(&self) -> Option<ronode_proto::id::NodeId> {
+        ronode_client::tls::peer_node_id(&self.conn)
+    }
+
     /// The socket and the TLS state, to hand the session to another shard.
     pub fn into_parts(self) -> (TcpStream, Box<Connection>) {
         (self.io, self.conn)

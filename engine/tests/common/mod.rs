@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -244,4 +244,67 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// A loopback port free now (the node's own probe refuses it clearly should it be taken since).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ronode init`: the NodeId of the data directory's identity.
+pub fn init(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
+        .arg("init")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.starts_with("node_id ")).unwrap();
+    line["node_id ".len()..].trim().to_owned()
+}
+
+/// A node of the test overlay: its data directory, NodeId and fixed port.
+pub struct Member {
+    pub dir: PathBuf,
+    pub id: String,
+    pub port: u16,
+}
+
+impl Member {
+    pub fn new(name: &str) -> Member {
+        let dir = scratch(name);
+        let id = init(&dir);
+        Member {
+            dir,
+            id,
+            port: free_port(),
+        }
+    }
+
+    pub fn peer_arg(&self) -> String {
+        format!("127.0.0.1:{}#{}", self.port, self.id)
+    }
+
+    /// `ronode run` for this member on its fixed port, dialling `peers`.
+    pub fn command(&self, peers: &[&Member]) -> Command {
+        let listen = format!("127.0.0.1:{}", self.port);
+        let list: Vec<String> = peers.iter().map(|p| p.peer_arg()).collect();
+        let mut args = vec!["--listen", &listen, "--admin", "127.0.0.1:0", "--data-dir"];
+        args.push(self.dir.to_str().unwrap());
+        let joined = list.join(",");
+        if !list.is_empty() {
+            args.extend_from_slice(&["--peers", &joined]);
+        }
+        command(&args)
+    }
+
+    pub fn start(&self, peers: &[&Member]) -> Node {
+        start_with(self.command(peers))
+    }
 }

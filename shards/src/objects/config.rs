@@ -2,6 +2,8 @@
 //! configuration (`objects.*`, `chunk_bytes`, ...), and the root keys capabilities are checked
 //! against ([`CapKeys`]).
 
+use ronode_proto::cap::{CapError, CapRequest, Capability, Op};
+use ronode_proto::frame::Frame;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -177,6 +179,32 @@ impl CapKeys {
         }
         self.keys.insert(kid, key);
         Ok(())
+    }
+
+    /// Checks `frame`'s capability for `op` under `policy` (PROTOCOL.md section 10.4): the one
+    /// check of every plane that takes capabilities (objects, gossip publishes). `now` is unix
+    /// seconds; `bytes` the size the request declares, if any.
+    pub fn authorize(
+        &self,
+        policy: Policy,
+        op: Op,
+        frame: &Frame,
+        bytes: Option<u64>,
+        now: u64,
+    ) -> Result<(), CapError> {
+        if policy == Policy::Open {
+            return Ok(());
+        }
+        if frame.cap.is_empty() {
+            return Err(CapError::Missing);
+        }
+        let req = CapRequest {
+            op,
+            now,
+            tenant: frame.header.tenant_id,
+            bytes,
+        };
+        Capability::decode(&frame.cap)?.verify(|kid| self.get(kid), &req)
     }
 
     /// The key named `kid`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use ronode_proto::cap::{CapError, CapRequest, Capability, Op};
+use ronode_proto::cap::{CapError, Op};
 use ronode_proto::flags::{Flags, Kind};
 use ronode_proto::frame::Frame;
 use ronode_proto::id::ObjectAddr;
@@ -345,19 +345,7 @@ impl ObjectsPlane {
         bytes: Option<u64>,
         now: u64,
     ) -> Result<(), CapError> {
-        if policy == Policy::Open {
-            return Ok(());
-        }
-        if frame.cap.is_empty() {
-            return Err(CapError::Missing);
-        }
-        let req = CapRequest {
-            op,
-            now,
-            tenant: frame.header.tenant_id,
-            bytes,
-        };
-        Capability::decode(&frame.cap)?.verify(|kid| self.keys.get(kid), &req)
+        self.keys.authorize(policy, op, frame, bytes, now)
     }
 
     /// Whether another GET or HEAD may start; refuses it when not.

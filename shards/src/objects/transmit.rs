@@ -1,5 +1,6 @@
-//! [`Transmit`]: one response frame the plane wants sent, with its payload as `Bytes` (a GET body
-//! frame is a slice of the stored object), ready for `FrameEncoder` or a vectored write.
+//! [`Transmit`]: one frame a session should send, with its payload as `Bytes` (a GET body frame
+//! is a slice of the stored object, a gossip EVENT a buffer shared by every subscriber), ready
+//! for `FrameEncoder` or a vectored write.
 
 use bytes::Bytes;
 use ronode_proto::error_body::ErrorBody;
@@ -10,11 +11,13 @@ use ronode_proto::reason::Reason;
 
 use super::SessionId;
 
-/// A RESP frame on app 1 for `session`. It carries no capability; `tenant_id` echoes the
-/// request's.
+/// A frame for `session`: a RESP on app 1 from the objects plane, or an EVENT or RESP on app 2
+/// from the gossip plane. It carries no capability; `tenant_id` echoes the request's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub session: SessionId,
+    /// The app the frame belongs to ([`APP_OBJECTS`] for everything the objects plane sends).
+    pub app_proto_id: u16,
     /// RESP, plus START / END for the frames of a streamed body.
     pub flags: Flags,
     /// The status (200, 206, or an error's).
@@ -30,7 +33,7 @@ impl Transmit {
         OutFrame {
             flags: self.flags,
             code: self.code,
-            app_proto_id: APP_OBJECTS,
+            app_proto_id: self.app_proto_id,
             tenant_id: self.tenant_id,
             corr_id: self.corr_id,
             cap: &[],
@@ -57,6 +60,7 @@ impl ReplyTo {
     pub fn frame(&self, flags: Flags, code: u16, payload: Bytes) -> Transmit {
         Transmit {
             session: self.session,
+            app_proto_id: APP_OBJECTS,
             flags,
             code,
             tenant_id: self.tenant_id,

@@ -471,6 +471,7 @@ fn runs_are_deterministic() {
 fn transmits_carry_no_capability_and_echo_the_tenant() {
     let t = Transmit {
         session: S1,
+        app_proto_id: APP_OBJECTS,
         flags: Flags::RESP,
         code: 200,
         tenant_id: 0xaa,
