@@ -217,6 +217,8 @@ impl Session {
                     break;
                 };
                 self.send_transmit(t, shard);
+                // Traffic either way keeps a session alive (a subscriber receiving gossip).
+                last_activity = Instant::now();
             }
             if let Err(end) = self.flush(shard).await {
                 return end;
