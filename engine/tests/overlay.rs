@@ -228,3 +228,28 @@ fn a_peer_serving_forged_bytes_is_skipped_and_counted() {
         let _ = std::fs::remove_dir_all(m.dir);
     }
 }
+
+#[test]
+fn a_peer_proving_another_node_id_is_refused_and_counted() {
+    let (a, n) = (Member::new("mismatch-a"), Member::new("mismatch-n"));
+    let na = a.start(&[]);
+    // N is told that A's address belongs to some other NodeId.
+    let impostor = Member {
+        dir: scratch("mismatch-unused"),
+        id: "ab".repeat(32),
+        port: a.port,
+    };
+    let nn = n.start(&[&impostor]);
+    eventually("the mismatch is counted", || {
+        metric_sum(nn.admin, "overlay_dial_failures_total{reason=\"mismatch\"") >= 1.0
+    });
+    assert_eq!(
+        peers_up(&nn),
+        0.0,
+        "a peer that is not who it should be is never up"
+    );
+    for (node, m) in [(na, a), (nn, n)] {
+        drop(node);
+        let _ = std::fs::remove_dir_all(m.dir);
+    }
+}
