@@ -4,38 +4,9 @@
 
 mod common;
 
-use common::{scratch, start_local, WAIT};
+use common::{bytes, mint, scratch, start_local, WAIT};
 use ronode_client::{AsyncClient, ClientOptions};
 use ronode_proto::ObjectAddr;
-use std::process::Command;
-
-fn mint(dir: &std::path::Path, scope: &str) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_ronode"))
-        .args(["cap", "mint", "--scope", scope, "--ttl", "1h", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    hex::decode(text.lines().last().unwrap()).unwrap()
-}
-
-/// Deterministic bytes (xorshift), different for every seed.
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[test]
 fn async_client_on_a_current_thread_runtime() {
