@@ -269,9 +269,7 @@ impl Gossip {
         let failed = match tx {
             Some(tx) => match tx.try_send(msg) {
                 Ok(()) => return,
-                Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(m)))
-                | Err(glommio::GlommioError::Closed(glommio::ResourceType::Channel(m))) => m,
-                Err(other) => panic!("unexpected channel error: {other}"),
+                Err(e) => super::mesh::returned(e),
             },
             None => msg,
         };

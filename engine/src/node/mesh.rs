@@ -38,3 +38,31 @@ impl<T: Send + Sized> Mesh<T> {
         std::mem::take(&mut self.receivers[to.0 as usize])
     }
 }
+
+/// The message a failed `try_send` hands back (the channel was full or closed).
+pub fn returned<T>(e: glommio::GlommioError<T>) -> T {
+    match e {
+        glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(msg))
+        | glommio::GlommioError::Closed(glommio::ResourceType::Channel(msg)) => msg,
+        other => panic!("unexpected channel error: {other}"),
+    }
+}
+
+/// Sends a message that must not be lost: at once when the channel has room, otherwise from a
+/// task that waits for room (such messages tolerate reordering). `false` when it had to wait,
+/// for the caller's `bus_lagged_total`.
+pub fn send_or_wait<T: Send + 'static>(
+    tx: &std::rc::Rc<glommio::channels::shared_channel::ConnectedSender<T>>,
+    msg: T,
+) -> bool {
+    let Err(e) = tx.try_send(msg) else {
+        return true;
+    };
+    let msg = returned(e);
+    let tx = tx.clone();
+    glommio::spawn_local(async move {
+        let _ = tx.send(msg).await;
+    })
+    .detach();
+    false
+}

@@ -11,6 +11,7 @@
 //! from the mesh ([`Objects::complete`]).
 
 use super::disk::{DiskStore, Started};
+use super::mesh;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_proto::inbound::Received;
@@ -328,7 +329,7 @@ impl Objects {
                 Ok(()) => return,
                 Err(e) => {
                     self.lagged.set(self.lagged.get() + 1);
-                    let MeshMsg::Op(op) = mesh_item(e) else {
+                    let MeshMsg::Op(op) = mesh::returned(e) else {
                         unreachable!("sent an Op")
                     };
                     op
@@ -344,10 +345,7 @@ impl Objects {
             (Some(done), _) => self.plane.borrow_mut().handle_store_done(done),
             // An abort must reach the owner (it releases a reservation): wait for room.
             (None, Some(sender)) => {
-                glommio::spawn_local(async move {
-                    let _ = sender.send(MeshMsg::Op(op)).await;
-                })
-                .detach();
+                mesh::send_or_wait(&sender, MeshMsg::Op(op));
             }
             (None, None) => {}
         }
@@ -403,13 +401,8 @@ impl Objects {
             self.parked.borrow_mut()[origin.0 as usize].push(done);
             return;
         };
-        if let Err(e) = sender.try_send(MeshMsg::Done(done)) {
+        if !mesh::send_or_wait(&sender, MeshMsg::Done(done)) {
             self.lagged.set(self.lagged.get() + 1);
-            let item = mesh_item(e);
-            glommio::spawn_local(async move {
-                let _ = sender.send(item).await;
-            })
-            .detach();
         }
     }
 
@@ -422,15 +415,6 @@ impl Objects {
                 self.drain();
             }
         }
-    }
-}
-
-/// The item a failed `try_send` hands back.
-fn mesh_item(e: glommio::GlommioError<MeshMsg>) -> MeshMsg {
-    match e {
-        glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(item))
-        | glommio::GlommioError::Closed(glommio::ResourceType::Channel(item)) => item,
-        other => panic!("unexpected channel error: {other}"),
     }
 }
 

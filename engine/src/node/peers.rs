@@ -220,16 +220,7 @@ impl Peers {
             // try past its deadline for the fetcher, and a snapshot is sent again on connect.
             return;
         };
-        if let Err(e) = tx.try_send(msg) {
-            let msg = match e {
-                glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(m)) => m,
-                _ => return, // closed: the node is stopping
-            };
-            glommio::spawn_local(async move {
-                let _ = tx.send(msg).await;
-            })
-            .detach();
-        }
+        super::mesh::send_or_wait(&tx, msg);
     }
 
     /// Tells every shard (this one included) which peers are up here.

@@ -138,13 +138,7 @@ impl Shard {
             Ok(()) => None,
             Err(e) => {
                 self.stats_mut(|s| s.bus_lagged());
-                match e {
-                    glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(h))
-                    | glommio::GlommioError::Closed(glommio::ResourceType::Channel(h)) => {
-                        Some(handoff::attach(h))
-                    }
-                    other => panic!("unexpected channel error: {other}"),
-                }
+                Some(handoff::attach(super::mesh::returned(e)))
             }
         }
     }
