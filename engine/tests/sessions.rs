@@ -242,3 +242,28 @@ fn requests_past_the_sessions_inflight_limit_get_429() {
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_session_that_stops_reading_is_closed_after_the_write_timeout() {
+    let dir = scratch("writeto");
+    let mut cmd = common::local_command(&dir, &[]);
+    cmd.env("RONODE_SESSION__WRITE_TIMEOUT_MS", "1000");
+    let node = common::start_with(cmd);
+    let mut good = common::client(&node);
+    let body = vec![3u8; 8 << 20];
+    let addr = good
+        .put(&body, Some(&common::mint(&dir, "put")))
+        .unwrap()
+        .addr;
+    // Eight GETs of 8 MiB and never a read: the node's writes stall once the sockets are full.
+    let mut s = raw_session(&node);
+    s.write_all(&hello_and_gets(addr, 8)).unwrap();
+    s.flush().unwrap();
+    eventually("the stalled writer is counted as slow_client", || {
+        metric_sum(node.admin, "rejected_total{reason=\"slow_client\"") >= 1.0
+    });
+    good.ping().expect("another session is served throughout");
+    drop(s);
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -104,6 +104,8 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
 /// Serves a session whose TLS handshake is done (accepted here, or handed over by another
 /// shard) to its end.
 pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
+    // glommio arms this timer only when a write would block: no timer per write.
+    tls.set_write_timeout(shard.cfg.write_timeout);
     let (id, outbox) = shard.objects.open_session(shard.cfg.send_window_frames);
     // A peer session: the certificate names a peer this node knows (configured, or up). Its
     // EVENTs are relays; a client's (identity or not) are publishes.
@@ -212,11 +214,15 @@ impl Session {
             if let Some(reject) = self.read_timeout(progressed, shard) {
                 return self.reject(reject, shard).await;
             }
+            let mut sent = false;
             while self.wbuf.len() + self.shared_bytes < WRITE_BATCH {
                 let Some(t) = shard.objects.next_transmit(self.id, &self.outbox) else {
                     break;
                 };
                 self.send_transmit(t, shard);
+                sent = true;
+            }
+            if sent {
                 // Traffic either way keeps a session alive (a subscriber receiving gossip).
                 last_activity = Instant::now();
             }
@@ -287,25 +293,22 @@ impl Session {
     /// Writes the write buffer and the shared payloads in order, within `write_timeout` (a
     /// peer that does not read is closed, counted as `slow_client`).
     async fn flush(&mut self, shard: &Shard) -> Result<(), End> {
-        if self.wbuf.is_empty() && self.shared.is_empty() {
-            return Ok(());
-        }
-        let mut slices = Vec::with_capacity(2 * self.shared.len() + 1);
-        let mut from = 0;
-        for (at, payload) in &self.shared {
-            slices.push(std::io::IoSlice::new(&self.wbuf[from..*at]));
-            slices.push(std::io::IoSlice::new(payload));
-            from = *at;
-        }
-        slices.push(std::io::IoSlice::new(&self.wbuf[from..]));
-        let tls = &mut self.tls;
-        let write = glommio::timer::timeout(shard.cfg.write_timeout, async {
-            tls.write_vectored_all(&slices)
-                .await
-                .map_err(glommio::GlommioError::from)
-        });
-        let written = write.await;
-        drop(slices);
+        let written = if self.shared.is_empty() {
+            if self.wbuf.is_empty() {
+                return Ok(());
+            }
+            self.tls.write_all(&self.wbuf).await
+        } else {
+            let mut slices = Vec::with_capacity(2 * self.shared.len() + 1);
+            let mut from = 0;
+            for (at, payload) in &self.shared {
+                slices.push(std::io::IoSlice::new(&self.wbuf[from..*at]));
+                slices.push(std::io::IoSlice::new(payload));
+                from = *at;
+            }
+            slices.push(std::io::IoSlice::new(&self.wbuf[from..]));
+            self.tls.write_vectored_all(&slices).await
+        };
         match written {
             Ok(()) => {
                 self.wbuf.clear();
@@ -313,7 +316,8 @@ impl Session {
                 self.shared_bytes = 0;
                 Ok(())
             }
-            Err(glommio::GlommioError::TimedOut(_)) => {
+            // The socket's write timeout (`write_timeout`, set once per session).
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 shard.stats_mut(|s| s.rejected(Reason::SlowClient));
                 Err(End::Rejected(Reason::SlowClient))
             }
@@ -323,51 +327,54 @@ impl Session {
 
     /// Encodes one frame into the write buffer and records it with the sequence tracker.
     fn send(&mut self, frame: &OutFrame<'_>, shard: &Shard) {
-        if let Err(reason) = self.inbound.tracker_mut().on_send(&frame.header()) {
-            // Our own sequencing bug: never send what the peer must reject.
-            debug_assert!(
-                false,
-                "sending {:?} broke the sequence rules: {reason}",
-                frame.flags
-            );
+        if !self.record(&frame.header()) {
             return;
         }
         match self.encoder.encode(frame, &mut self.wbuf) {
-            Ok(n) => shard.stats_mut(|s| {
-                s.frame(
-                    Dir::Out,
-                    frame_kind(frame.flags.kind().unwrap_or(Kind::Resp)),
-                    n as u64,
-                )
-            }),
+            Ok(n) => self.sent(frame.flags, frame.corr_id, n as u64, shard),
             Err(e) => debug_assert!(false, "encoding our own frame failed: {e}"),
-        }
-        if frame.flags.contains(Flags::RESP) {
-            self.last_answered = self.last_answered.max(frame.corr_id);
         }
     }
 
-    /// Queues a frame of the objects plane: small ones are encoded into the write buffer, a
-    /// large payload is written from its own `Bytes` after its header.
+    /// Queues a frame of the objects or gossip plane: small ones are encoded into the write
+    /// buffer, a large payload is written from its own `Bytes` after its header.
     fn send_transmit(&mut self, t: ronode_shards::objects::Transmit, shard: &Shard) {
         if t.payload.len() < SHARED_PAYLOAD_MIN {
             return self.send(&t.out_frame(), shard);
         }
         let header = t.header();
-        if let Err(reason) = self.inbound.tracker_mut().on_send(&header) {
-            debug_assert!(
-                false,
-                "sending {:?} broke the sequence rules: {reason}",
-                t.flags
-            );
+        if !self.record(&header) {
             return;
         }
         self.wbuf.extend_from_slice(&header.to_bytes());
-        let n = t.payload.len();
+        self.shared_bytes += t.payload.len();
         self.shared.push((self.wbuf.len(), t.payload));
-        self.shared_bytes += n;
-        shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Resp, header.len.into()));
-        self.last_answered = self.last_answered.max(header.corr_id);
+        self.sent(t.flags, header.corr_id, header.len.into(), shard);
+    }
+
+    /// Records a frame about to be sent with the sequence tracker; `false` (our own bug: never
+    /// send what the peer must reject) when it breaks the rules.
+    fn record(&mut self, header: &ronode_proto::frame::Header) -> bool {
+        match self.inbound.tracker_mut().on_send(header) {
+            Ok(_) => true,
+            Err(reason) => {
+                debug_assert!(
+                    false,
+                    "sending {:?} broke the sequence rules: {reason}",
+                    header.flags
+                );
+                false
+            }
+        }
+    }
+
+    /// Counts a frame of `n` bytes queued for sending.
+    fn sent(&mut self, flags: Flags, corr_id: u64, n: u64, shard: &Shard) {
+        let kind = frame_kind(flags.kind().unwrap_or(Kind::Resp));
+        shard.stats_mut(|s| s.frame(Dir::Out, kind, n));
+        if flags.contains(Flags::RESP) {
+            self.last_answered = self.last_answered.max(corr_id);
+        }
     }
 
     fn answer(&mut self, rx: Received, shard: &Shard) {

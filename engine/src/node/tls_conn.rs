@@ -48,6 +48,12 @@ impl TlsConn {
         &self.io
     }
 
+    /// A write that cannot complete within `timeout` fails with `ErrorKind::TimedOut`.
+    pub fn set_write_timeout(&self, timeout: std::time::Duration) {
+        // Only fails for a zero duration, which the configuration never allows.
+        let _ = self.io.set_write_timeout(Some(timeout));
+    }
+
     /// The NodeId of the certificate the other side presented (a peer node's, or a client's
     /// identity), kept with the connection so a session handed between shards still knows it.
     pub fn peer_node_id(&self) -> Option<ronode_proto::id::NodeId> {
