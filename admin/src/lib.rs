@@ -8,6 +8,8 @@
 //!
 //! [`StatsBoard`]: ronode_shards::stats::StatsBoard
 
+#[cfg(feature = "count-allocs")]
+pub mod alloc_count;
 pub mod metrics;
 pub mod readiness;
 pub mod server;

@@ -153,6 +153,14 @@ impl Collector for BoardCollector {
                 .map(|(v, s)| (&v.counters, s.as_str()))
         };
 
+        #[cfg(feature = "count-allocs")]
+        family(
+            &mut enc,
+            "heap_allocations",
+            "Heap allocations made by the shard threads (bench builds with count-allocs).",
+            Counter,
+            std::iter::once(([] as [(&str, &str); 0], crate::alloc_count::allocations())),
+        )?;
         {
             let mut metric = enc.encode_descriptor(
                 "request_latency",

@@ -8,6 +8,10 @@ mod inspect;
 mod keystore;
 mod node;
 
+#[cfg(feature = "count-allocs")]
+#[global_allocator]
+static ALLOCATOR: ronode_admin::alloc_count::Counting = ronode_admin::alloc_count::Counting;
+
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, FrameCommand};
 use std::io::{Read, Write};

@@ -214,6 +214,8 @@ pub struct ShardSeed {
 
 /// Runs a shard until the node drains: accept, serve, publish stats every tick.
 pub async fn run(seed: ShardSeed) {
+    #[cfg(feature = "count-allocs")]
+    ronode_admin::alloc_count::count_this_thread();
     // The store first: a shard serves nothing before its index is built, and a store that
     // cannot open fails the start like a port that cannot be bound.
     let store = match seed.store.open(seed.id, seed.shard_count) {
