@@ -1739,6 +1739,45 @@ impl Reactor {
         ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
     }
 
+    /// ronode patch: makes sure a latency timer fires within `dur`. An armed timer that has
+    /// not fired and fires no later is kept (upstream cancels and re-arms it on every loop
+    /// turn, two ring submissions, i.e. syscalls); otherwise it is cancelled and a new one
+    /// armed. Completions consumed on the way are counted into `woke`; the cancelled timer's
+    /// is consumed at once, since one left in the latency ring reads as a preemption request
+    /// before anything has run.
+    fn ensure_latency_timer(
+        &self,
+        lat_ring: &mut SleepableRing,
+        dur: Duration,
+        woke: &mut usize,
+    ) -> io::Result<()> {
+        let want = Instant::now() + dur;
+        let current = self
+            .latency_preemption_timeout_src
+            .take()
+            .filter(|src| src.result().is_none());
+        if current.is_some() && self.latency_timer_deadline.get().is_some_and(|at| at <= want) {
+            self.latency_preemption_timeout_src.set(current);
+            return Ok(());
+        }
+        drop(current);
+        flush_cancellations!(into woke; lat_ring);
+        self.latency_preemption_timeout_src
+            .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+        self.latency_timer_deadline.set(Some(want));
+        assert!(flush_rings!(lat_ring)? > 0);
+        consume_rings!(into woke; lat_ring);
+        Ok(())
+    }
+
+    /// ronode patch: whether the armed latency timer is still in the kernel.
+    fn latency_timer_pending(&self) -> bool {
+        let src = self.latency_preemption_timeout_src.take();
+        let pending = src.as_ref().is_some_and(|src| src.result().is_none());
+        self.latency_preemption_timeout_src.set(src);
+        pending
+    }
+
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
         self.poll_ring.borrow_mut().poll(woke)?;
         self.main_ring.borrow_mut().poll(woke)?;
@@ -1829,13 +1868,7 @@ impl Reactor {
         // re-arming it cost two ring submissions, i.e. syscalls, per loop turn). A kept
         // timer may preempt a task queue early or wake an idle executor once; both are
         // cheap next to a syscall per wake-up.
-        let mut armed = self
-            .latency_preemption_timeout_src
-            .take()
-            .filter(|src| src.result().is_none());
-        if armed.is_none() {
-            self.latency_timer_deadline.set(None);
-        }
+        // (See `ensure_latency_timer`.)
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping. (ronode patch: only once the armed one has fired.)
@@ -1870,29 +1903,11 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // (ronode patch: whatever completes meanwhile is counted; a woken task means
+            // no sleep.)
             let mut late_events = 0;
-            match user_timer {
-                Some(dur) => {
-                    let want = Instant::now() + dur;
-                    match (armed.take(), self.latency_timer_deadline.get()) {
-                        (Some(src), Some(at)) if at <= want => {
-                            self.latency_preemption_timeout_src.set(Some(src));
-                        }
-                        (later, _) => {
-                            drop(later);
-                            // whatever completes meanwhile is counted: a woken task
-                            // means no sleep
-                            flush_cancellations!(into &mut late_events; lat_ring);
-                            self.latency_preemption_timeout_src
-                                .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                            self.latency_timer_deadline.set(Some(want));
-                            assert!(flush_rings!(lat_ring)? > 0);
-                            // the cancelled timer's completion must not wake us at once
-                            consume_rings!(into &mut late_events; lat_ring);
-                        }
-                    }
-                }
-                None => self.latency_preemption_timeout_src.set(armed.take()),
+            if let Some(dur) = user_timer {
+                self.ensure_latency_timer(&mut lat_ring, dur, &mut late_events)?;
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1906,12 +1921,7 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             // ronode patch: the timer this sleep relies on must still be in the kernel (a
             // kept one may have fired, and its completion been consumed, above).
-            let timer_pending = user_timer.is_none() || {
-                let src = self.latency_preemption_timeout_src.take();
-                let pending = src.as_ref().is_some_and(|src| src.result().is_none());
-                self.latency_preemption_timeout_src.set(src);
-                pending
-            };
+            let timer_pending = user_timer.is_none() || self.latency_timer_pending();
             if events + late_events == 0 && timer_pending {
                 if self.eventfd_src.is_installed().unwrap() {
                     self.link_rings_and_sleep(&mut main_ring)
@@ -1926,36 +1936,9 @@ impl Reactor {
             }
         }
 
-        if let Some(src) = armed.take() {
-            // not slept: still the armed timer
-            self.latency_preemption_timeout_src.set(Some(src));
-        }
         if let Some(preempt) = preempt_timer() {
-            let want = Instant::now() + preempt;
-            let current = self
-                .latency_preemption_timeout_src
-                .take()
-                .filter(|src| src.result().is_none());
-            match (current, self.latency_timer_deadline.get()) {
-                (Some(src), Some(at)) if at <= want => {
-                    self.latency_preemption_timeout_src.set(Some(src));
-                }
-                (later, _) => {
-                    let cancelled = later.is_some();
-                    drop(later);
-                    flush_cancellations!(into &mut 0; lat_ring);
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                    self.latency_timer_deadline.set(Some(want));
-                    flush_rings!(lat_ring, main_ring)?;
-                    if cancelled {
-                        // The cancelled timer's completion must not be left in the latency
-                        // ring: the executor would see it as a preemption request before
-                        // running anything. (Tasks it wakes run in this loop turn.)
-                        consume_rings!(into &mut 0; lat_ring);
-                    }
-                }
-            }
+            // (ronode patch: tasks woken by completions consumed here run in this turn.)
+            self.ensure_latency_timer(&mut lat_ring, preempt, &mut 0)?;
             flush_rings!(lat_ring, main_ring)?;
         }
 
