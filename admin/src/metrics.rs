@@ -24,6 +24,7 @@
 //! | `store_objects` | gauge | `shard`: objects the shard's store holds |
 //! | `store_bytes` | gauge | `shard`: their bytes |
 //! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
+//! | `store_disk_full_total` | counter | `shard`: uploads refused 507 because the disk was full |
 //! | `overlay_peers` | gauge | `state` (`down`, `dialing`, `up`), `shard`: configured peers the shard dials |
 //! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
 //! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
@@ -304,6 +305,13 @@ impl Collector for BoardCollector {
         )?;
         family(
             &mut enc,
+            "store_disk_full",
+            "Uploads refused 507 store_full because the disk was full (ENOSPC, EDQUOT, a short write).",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.store().disk_full)),
+        )?;
+        family(
+            &mut enc,
             "overlay_peers",
             "Configured peers this shard dials, by state.",
             Gauge,
@@ -399,6 +407,7 @@ mod tests {
             "store_objects{shard=\"1\"} 0\n",
             "store_bytes{shard=\"0\"} 0\n",
             "store_quarantined_total{shard=\"1\"} 0\n",
+            "store_disk_full_total{shard=\"0\"} 0\n",
             "overlay_peers{state=\"up\",shard=\"0\"} 0\n",
             "overlay_dial_failures_total{reason=\"mismatch\",shard=\"1\"} 0\n",
             "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
@@ -407,11 +416,12 @@ mod tests {
             assert!(text.contains(line), "{line}");
         }
         // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 series per shard, plus
-        // readyz_state; the histogram writes sum, count and one line per bucket.
+        // store_disk_full_total (1), plus readyz_state; the histogram writes sum, count and one
+        // line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1) + 1
         );
     }
 
@@ -426,6 +436,7 @@ mod tests {
             objects: 2,
             bytes: 4096,
             quarantined: 1,
+            disk_full: 5,
         });
         for us in [90, 1_500, 1_500, 70_000_000] {
             s.request_latency_us(us);
@@ -442,6 +453,7 @@ mod tests {
             "store_objects{shard=\"1\"} 2\n",
             "store_bytes{shard=\"1\"} 4096\n",
             "store_quarantined_total{shard=\"1\"} 1\n",
+            "store_disk_full_total{shard=\"1\"} 5\n",
             "request_latency_seconds_count{shard=\"1\"} 4\n",
             "request_latency_seconds_sum{shard=\"1\"} 70.00309\n",
             "request_latency_seconds_bucket{le=\"0.0001\",shard=\"1\"} 1\n",

@@ -97,10 +97,12 @@ fn a_corrupted_object_file_is_refused_and_counted() {
 
     let node = start_local(&dir, &[]);
     let mut c = client(&node);
-    // HEAD answers from the index, without reading: the file is still there.
-    assert_eq!(c.head(bad).unwrap(), 300 * 1024);
+    // The first read hashes the file: a quarantined object is a miss, and says so.
     match c.get(bad) {
-        Err(ClientError::Node(e)) => assert_eq!((e.status, e.label.as_str()), (500, "internal")),
+        Err(ClientError::Node(e)) => {
+            assert_eq!((e.status, e.label.as_str()), (404, "not_found"), "{e}");
+            assert!(e.message.contains("quarantined"), "{e}");
+        }
         Err(other) => panic!("expected the node to refuse the GET, got {other}"),
         Ok(_) => panic!("a corrupted object was served"),
     }

@@ -130,13 +130,15 @@ impl Queue {
     }
 }
 
-/// A shard's object store: `store_objects` and `store_bytes` (gauges) and
-/// `store_quarantined_total` (files the store moved to quarantine since start).
+/// A shard's object store: `store_objects` and `store_bytes` (gauges),
+/// `store_quarantined_total` (files the store moved to quarantine since start) and
+/// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreUsage {
     pub objects: u64,
     pub bytes: u64,
     pub quarantined: u64,
+    pub disk_full: u64,
 }
 
 /// How fetch on miss ended: the `result` label of `objects_fetch_total`.
@@ -746,6 +748,7 @@ mod tests {
             objects: 2,
             bytes: 300,
             quarantined: 1,
+            disk_full: 0,
         };
         s.set_store(usage);
 

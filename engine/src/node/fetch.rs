@@ -114,15 +114,18 @@ impl Objects {
         };
         let waiter = self.fetch.fetchable.borrow_mut().remove(op);
         match (waiter, result) {
-            (Some(waiter), Err(StoreError::NotFound(_))) => {
-                self.fetch_miss(waiter);
+            // A quarantined object is a miss like any other (PROTOCOL.md section 6.1.1).
+            (Some(waiter), Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_)))) => {
+                let answer = e.clone();
+                self.fetch_miss(waiter, answer);
                 None
             }
             _ => Some(done),
         }
     }
 
-    fn fetch_miss(&self, waiter: ReadWaiter) {
+    /// `miss` is the store's answer, given to the GET when no peer can be asked.
+    fn fetch_miss(&self, waiter: ReadWaiter, answer: StoreError) {
         let up = match self.fetch.peers.borrow().as_ref() {
             Some(peers) => peers.up(),
             None => Vec::new(),
@@ -136,7 +139,7 @@ impl Objects {
             .handle_miss(addr, hops, waiter, &up, now);
         match miss {
             Miss::Fetching => self.drain_fetch(),
-            Miss::NotFound(w) => self.answer_read(&w, Err(StoreError::NotFound(w.addr))),
+            Miss::NotFound(w) => self.answer_read(&w, Err(answer)),
             Miss::Busy(w) => self.answer_read(&w, Err(StoreError::Busy)),
         }
     }

@@ -39,6 +39,7 @@ impl Store {
                     objects: ram.len() as u64,
                     bytes: ram.used_bytes(),
                     quarantined: 0,
+                    disk_full: 0,
                 }
             }
             Store::Disk(disk) => disk.usage(),

@@ -64,9 +64,15 @@ pub enum StoreError {
         capacity_bytes: u64,
     },
     /// The stored bytes do not hash to their address: the store quarantined the object and no
-    /// longer holds it (500 `internal`; counted by the store).
-    #[error("object {0} failed verification and was quarantined")]
+    /// longer holds it (counted by the store). It is a miss from then on, so it is answered like
+    /// one, 404 `not_found` (not retryable), with this message saying why; a GET's first read
+    /// falls through to fetch on miss like any miss.
+    #[error("object {0} failed verification and was quarantined: this node no longer holds it")]
     Corrupt(ObjectAddr),
+    /// The disk refused the write (ENOSPC, EDQUOT, a short write): 507 `store_full`, not
+    /// retryable, counted by the store; nothing of the upload is left behind.
+    #[error("the disk is full: {0}")]
+    NoSpace(String),
     /// The operation could not be queued (a full mesh channel or I/O queue): 503 `busy`.
     #[error("the store's queue is full")]
     Busy,
@@ -79,9 +85,11 @@ impl StoreError {
     /// The label the plane answers with.
     pub fn reason(&self) -> Reason {
         match self {
-            StoreError::NotFound(_) => Reason::NotFound,
-            StoreError::TooLarge { .. } | StoreError::Full { .. } => Reason::StoreFull,
-            StoreError::Corrupt(_) | StoreError::Io(_) => Reason::Internal,
+            StoreError::NotFound(_) | StoreError::Corrupt(_) => Reason::NotFound,
+            StoreError::TooLarge { .. } | StoreError::Full { .. } | StoreError::NoSpace(_) => {
+                Reason::StoreFull
+            }
+            StoreError::Io(_) => Reason::Internal,
             StoreError::Busy => Reason::Busy,
         }
     }
@@ -103,14 +111,17 @@ pub fn clamp(range: &Range<u64>, size: u64) -> Range<u64> {
 /// in any order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
-    /// The size of `addr`, or `None` when the store does not hold it (HEAD). No data is read: a
-    /// disk store answers from its index.
+    /// The size of `addr`, or `None` when the store does not hold it (HEAD). A store answers only
+    /// sizes it has checked: a disk store answers from its index for an object verified since
+    /// it started, and hashes any other first (`Corrupt` on a mismatch, like a read).
     Stat { op: OpId, addr: ObjectAddr },
     /// Bytes of `addr` at `clamp(range, size)` (GET). The store answers a prefix of that clamped
     /// range: all of it, or at least `min_len` bytes, a multiple of `min_len` (a disk store bounds
     /// its read window this way; the plane asks again for the rest). A RAM store answers all of it
-    /// as a slice of the stored `Bytes`, without copying. A store that has not verified the
-    /// object since it started hashes it first and answers `Corrupt` on a mismatch.
+    /// as a slice of the stored `Bytes`, without copying. A store never answers bytes that do not
+    /// hash to the address: a disk store checks every piece it reads against the object's
+    /// verified outboard (hashing the whole object first when it holds none) and answers
+    /// `Corrupt` on a mismatch, also in the middle of a GET.
     ///
     /// `fetch` is `Some(hops)` on the first read of a GET, where `hops` is the GET's: a store that
     /// misses may then fetch the object from peers (PROTOCOL.md section 6.1.1) and answer from
@@ -122,9 +133,11 @@ pub enum StoreOp {
         min_len: u64,
         fetch: Option<u8>,
     },
-    /// Announces an upload of `size` bytes for `addr`: `Duplicate` when the store holds it,
-    /// otherwise room is reserved (`New`) or refused (`TooLarge`, `Full`). A RAM store evicts
-    /// nothing here: it evicts at commit, so a body that fails its digest costs no other object.
+    /// Announces an upload of `size` bytes for `addr`: `Duplicate` when the store holds it and
+    /// can vouch for its bytes (a disk store: verified since it started), otherwise room is
+    /// reserved (`New`; the commit then writes the object, replacing a file the store could not
+    /// vouch for) or refused (`TooLarge`, `Full`). A RAM store evicts nothing here: it evicts at
+    /// commit, so a body that fails its digest costs no other object.
     BeginPut {
         put: OpId,
         addr: ObjectAddr,
@@ -315,7 +328,12 @@ mod tests {
             .reason(),
             Reason::StoreFull
         );
-        assert_eq!(StoreError::Corrupt(a).reason(), Reason::Internal);
+        assert_eq!(StoreError::Corrupt(a).reason(), Reason::NotFound);
+        assert!(StoreError::Corrupt(a).to_string().contains("quarantined"));
+        assert_eq!(
+            StoreError::NoSpace("ENOSPC".into()).reason(),
+            Reason::StoreFull
+        );
         assert_eq!(StoreError::Busy.reason(), Reason::Busy);
         assert_eq!(StoreError::Io("eio".into()).reason(), Reason::Internal);
     }

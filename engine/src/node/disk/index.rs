@@ -1,6 +1,7 @@
 //! The disk store's books, in memory and without I/O: which addresses the shard holds and how
-//! big they are, which of them were verified since start, and the bytes promised to uploads in
-//! progress. Capacity follows the store contract: room is reserved at `BeginPut` against
+//! big they are, which of their files are being replaced by an upload, and the bytes promised to
+//! uploads in progress. (Which objects were verified is not here: an object is verified while
+//! the store holds its outboard, see `outboard`.) Capacity follows the store contract: room is reserved at `BeginPut` against
 //! `capacity_bytes` minus what is stored and reserved; a disk store evicts nothing, so full is
 //! full (`Full`, 507).
 
@@ -14,8 +15,12 @@ use ronode_shards::objects::{Begun, OpId, StoreError};
 pub struct Entry {
     /// Its file's size.
     pub size: u64,
-    /// Whether its bytes were hashed against its address since start (or written by this run).
-    pub verified: bool,
+    /// Times an upload replaced its file in this run: a read that found damage quarantines the
+    /// file only if it is still the one it read.
+    pub generation: u64,
+    /// Commits writing a new file for it right now (a quarantine then leaves the file alone:
+    /// good bytes are about to replace it).
+    pub replacing: u32,
 }
 
 /// See the module docs.
@@ -60,21 +65,40 @@ impl Index {
         self.objects.get(addr).copied()
     }
 
-    /// Adds an object: one found at start (`verified: false`) or one just written (`true`).
-    /// Whether it was new (false: another upload of the same bytes got there first).
-    pub fn insert(&mut self, addr: ObjectAddr, size: u64, verified: bool) -> bool {
+    /// Adds an object found at start or just written. Whether it was new (false: its file was
+    /// replaced, and the size is the new file's).
+    pub fn insert(&mut self, addr: ObjectAddr, size: u64) -> bool {
         if let Some(entry) = self.objects.get_mut(&addr) {
-            entry.verified |= verified;
+            self.used_bytes = self.used_bytes - entry.size + size;
+            entry.size = size;
+            entry.generation += 1;
             return false;
         }
-        self.objects.insert(addr, Entry { size, verified });
+        let entry = Entry {
+            size,
+            generation: 0,
+            replacing: 0,
+        };
+        self.objects.insert(addr, entry);
         self.used_bytes += size;
         true
     }
 
-    pub fn mark_verified(&mut self, addr: &ObjectAddr) {
+    /// A commit starts writing a new file for `addr` (see [`Entry::replacing`]); whether the
+    /// store held it.
+    pub fn start_replacing(&mut self, addr: &ObjectAddr) -> bool {
+        let entry = self.objects.get_mut(addr);
+        let held = entry.is_some();
+        if let Some(entry) = entry {
+            entry.replacing += 1;
+        }
+        held
+    }
+
+    /// The commit [`Index::start_replacing`] announced ended.
+    pub fn end_replacing(&mut self, addr: &ObjectAddr) {
         if let Some(entry) = self.objects.get_mut(addr) {
-            entry.verified = true;
+            entry.replacing = entry.replacing.saturating_sub(1);
         }
     }
 
@@ -87,14 +111,18 @@ impl Index {
         true
     }
 
-    /// See `StoreOp::BeginPut`.
+    /// See `StoreOp::BeginPut`: `Duplicate` only when the store holds `addr` and `verified` (it
+    /// can vouch for the file). An upload of an object held but not verified reserves room like
+    /// any other (its commit replaces the file); the file it replaces counts as free room for it.
     pub fn begin_put(
         &mut self,
         put: OpId,
         addr: &ObjectAddr,
         size: u64,
+        verified: bool,
     ) -> Result<Begun, StoreError> {
-        if self.objects.contains_key(addr) {
+        let replaces = self.objects.get(addr).map(|e| e.size);
+        if replaces.is_some() && verified {
             return Ok(Begun::Duplicate);
         }
         if size > self.capacity_bytes {
@@ -105,7 +133,8 @@ impl Index {
         }
         // A second BeginPut with the same id would be the caller's bug; keep the books right.
         self.release(put);
-        if self.used_bytes + self.reserved_bytes + size > self.capacity_bytes {
+        let used = self.used_bytes - replaces.unwrap_or(0).min(self.used_bytes);
+        if used + self.reserved_bytes + size > self.capacity_bytes {
             return Err(StoreError::Full {
                 size,
                 reserved_bytes: self.reserved_bytes,
@@ -150,25 +179,26 @@ mod tests {
             ObjectAddr::of(b"b"),
             ObjectAddr::of(b"c"),
         );
-        assert!(ix.insert(a, 60, false), "found at start");
+        assert!(ix.insert(a, 60), "found at start");
         assert_eq!(
             ix.get(&a),
             Some(Entry {
                 size: 60,
-                verified: false
+                generation: 0,
+                replacing: 0,
             })
         );
-        assert_eq!(ix.begin_put(id(1), &a, 60), Ok(Begun::Duplicate));
+        assert_eq!(ix.begin_put(id(1), &a, 60, true), Ok(Begun::Duplicate));
         assert_eq!(
-            ix.begin_put(id(2), &b, 101),
+            ix.begin_put(id(2), &b, 101, false),
             Err(StoreError::TooLarge {
                 size: 101,
                 capacity_bytes: 100
             })
         );
-        assert_eq!(ix.begin_put(id(3), &b, 30), Ok(Begun::New));
+        assert_eq!(ix.begin_put(id(3), &b, 30, false), Ok(Begun::New));
         assert_eq!(
-            ix.begin_put(id(4), &c, 20),
+            ix.begin_put(id(4), &c, 20, false),
             Err(StoreError::Full {
                 size: 20,
                 reserved_bytes: 30,
@@ -178,16 +208,30 @@ mod tests {
         );
         assert_eq!(ix.reservation(id(3)), Some(30));
         assert_eq!(ix.release(id(3)), Some(30));
-        assert!(ix.insert(b, 30, true));
-        assert!(!ix.insert(b, 30, true), "a second commit of the same bytes");
+        assert!(ix.insert(b, 30));
+        assert!(!ix.insert(b, 30), "a second commit of the same bytes");
+        assert_eq!(ix.get(&b).unwrap().generation, 1);
         assert_eq!((ix.len(), ix.used_bytes(), ix.reserved_bytes()), (2, 90, 0));
         assert_eq!(ix.release(id(3)), None);
 
-        ix.mark_verified(&a);
-        assert!(ix.get(&a).unwrap().verified);
+        // A file not vouched for is replaced: its own bytes count as room for the upload.
+        assert_eq!(ix.begin_put(id(6), &a, 60, false), Ok(Begun::New));
+        assert_eq!(ix.reserved_bytes(), 60);
+        assert!(ix.start_replacing(&a));
+        assert_eq!(ix.get(&a).unwrap().replacing, 1);
+        assert_eq!(ix.release(id(6)), Some(60));
+        assert!(!ix.insert(a, 60), "replaced, not new");
+        ix.end_replacing(&a);
+        assert_eq!(ix.get(&a).unwrap().replacing, 0);
+        assert_eq!((ix.len(), ix.used_bytes()), (2, 90), "counted once");
+        // A truncated file found at start, replaced by the whole object: the size follows.
+        assert!(!ix.insert(a, 50));
+        assert_eq!(ix.used_bytes(), 80);
+        assert!(!ix.start_replacing(&c), "not held");
+
         assert!(ix.remove(&a));
         assert!(!ix.remove(&a));
         assert_eq!(ix.used_bytes(), 30);
-        assert_eq!(ix.begin_put(id(5), &c, 70), Ok(Begun::New));
+        assert_eq!(ix.begin_put(id(5), &c, 70, false), Ok(Begun::New));
     }
 }

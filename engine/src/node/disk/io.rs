@@ -1,5 +1,5 @@
 //! The disk store's I/O on glommio DMA files (O_DIRECT, io_uring): the durable write of a
-//! commit, the hash of a first read, and the read of one window.
+//! commit, the whole-object hash that builds an outboard, and the read of one window's pieces.
 //!
 //! Buffers stay small and bounded whatever the object's size: a commit writes in
 //! [`WRITE_CHUNK`] pieces and a verification reads in [`VERIFY_CHUNK`] pieces, so one operation
@@ -14,10 +14,13 @@ use bytes::{Bytes, BytesMut};
 use glommio::io::{Directory, DmaFile};
 use ronode_proto::id::ObjectAddr;
 
+use super::outboard::{self, Outboard};
+
 /// Bytes per DMA write of a commit (a multiple of any O_DIRECT alignment).
 pub const WRITE_CHUNK: usize = 256 * 1024;
-/// Bytes per DMA read while an object is hashed on its first read.
+/// Bytes per DMA read while an object is hashed whole (a multiple of the outboard's piece).
 pub const VERIFY_CHUNK: usize = 256 * 1024;
+const _: () = assert!((VERIFY_CHUNK as u64).is_multiple_of(outboard::PIECE));
 
 /// Writes `body` to `tmp`, makes it durable, renames it to `dest` and makes the rename durable
 /// (fsync of `dest`'s directory). When this returns `Ok` the object survives a crash; on an
@@ -59,8 +62,9 @@ async fn write_all(file: &DmaFile, body: &[u8]) -> io::Result<()> {
         dst[chunk.len()..].fill(0);
         let n = file.write_at(buf, pos).await?;
         if n != padded {
+            // A short write of a regular file means the file system ran out of room.
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 format!("wrote {n} of {padded} bytes at offset {pos}"),
             ));
         }
@@ -73,30 +77,53 @@ async fn write_all(file: &DmaFile, body: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether the file at `path` is exactly `size` bytes that hash to `addr`. A shorter or longer
-/// file (torn, truncated, appended to) is `false`, like a flipped byte.
-pub async fn verify(path: &Path, addr: &ObjectAddr, size: u64) -> io::Result<bool> {
+/// Why a file is not the object it is named after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Its size is not the indexed one (torn, truncated, appended to).
+    Size { found: u64 },
+    /// Its bytes do not hash to the address.
+    Digest,
+}
+
+/// Hashes the whole file at `path` as the object `addr` of `size` bytes and returns its
+/// outboard, or why the file is not that object.
+pub async fn hash_outboard(
+    path: &Path,
+    addr: &ObjectAddr,
+    size: u64,
+) -> io::Result<Result<Outboard, Mismatch>> {
     let file = DmaFile::open(path).await?;
     let result = async {
-        if file.file_size().await? != size {
-            return Ok(false);
+        let found = file.file_size().await?;
+        if found != size {
+            return Ok(Err(Mismatch::Size { found }));
         }
-        let mut hasher = blake3::Hasher::new();
-        let mut pos = 0u64;
-        while pos < size {
+        let mut builder = outboard::Builder::new(size);
+        while builder.taken() < size {
+            let pos = builder.taken();
             let want = (size - pos).min(VERIFY_CHUNK as u64) as usize;
             let got = file.read_at(pos, want).await?;
             if got.is_empty() {
-                return Ok(false); // cut short since it was measured
+                // Cut short since it was measured.
+                return Ok(Err(Mismatch::Size { found: pos }));
             }
-            hasher.update(&got);
-            pos += got.len() as u64;
+            builder.update(&got);
         }
-        Ok::<_, io::Error>(hasher.finalize().as_bytes() == addr.as_bytes())
+        Ok::<_, io::Error>(builder.finish(addr).ok_or(Mismatch::Digest))
     }
     .await;
     let _ = file.close().await;
     result
+}
+
+/// Whether a failed write means the disk is full: ENOSPC, EDQUOT, or a short write.
+pub fn is_no_space(e: &io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
 }
 
 /// The bytes at `range` of the file at `path`, copied once out of the DMA buffers.

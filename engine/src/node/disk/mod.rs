@@ -15,11 +15,25 @@
 //!   reservation) and `Read`. At most [`MAX_IO_OPS`] run at once per shard, so memory stays
 //!   bounded by that many buffers; beyond that a commit completes `Busy` (503) at once, and a
 //!   read waits for a place, up to [`MAX_QUEUED_READS`] reads (then `Busy`).
-//! - **Reads**: an object not verified since start is hashed first (BLAKE3 of the whole file
-//!   against its address and indexed size). A mismatch, or a short or long file, moves the file
-//!   to `quarantine/`, drops it from the index, counts it and answers `Corrupt` (500; the next
-//!   GET is a 404). A verified object answers one window of the range ([`window`]), copied once
-//!   from the DMA buffer into `Bytes`.
+//! - **Reads never answer bytes that do not hash to the address** ([`verify`]). The store keeps
+//!   a *verified outboard* per object ([`outboard`]): the BLAKE3 chaining values of its aligned
+//!   64 KiB pieces, proven to merge into the address. It is built whenever the store has the
+//!   whole object in hand: from the body at commit, or by hashing the whole file when a read or
+//!   a HEAD meets an object whose outboard it does not hold (first touched since start, or
+//!   evicted from the bounded [`outboard::Outboards`]). Every read from disk reads whole pieces
+//!   and checks each against its CV before answering, so a range is verified too, and damage
+//!   done to a file at any time is caught by the next read that touches it. An object is
+//!   *verified* exactly while its outboard is held.
+//! - **Damage** (a piece or the whole hash not matching, a file shorter than indexed, cut short
+//!   while read): the file moves to `quarantine/`, the object leaves the index and the outboard
+//!   cache, the store counts it and answers `Corrupt`: a miss (404 `not_found`, saying it was
+//!   quarantined; a GET's first read falls through to fetch on miss). A GET whose stream is
+//!   already open ends with that error in its END frame: no byte of a damaged piece is sent.
+//! - **Uploads of a held object**: `BeginPut` is `Duplicate` only for a verified object; for
+//!   one the store cannot vouch for, the upload proceeds and its commit writes the file again
+//!   (tmp, fsync, rename over the old file, directory fsync) from the bytes just received.
+//! - **Disk full** (ENOSPC, EDQUOT, a short write): the commit removes its temporary file,
+//!   releases its reservation, leaves the index alone, counts it and answers `NoSpace` (507).
 //!
 //! - **Read cache**: O_DIRECT reads bypass the page cache, so the store keeps its own: objects
 //!   read whole (at most one window) and objects just written are held, verified, in a bounded
@@ -32,6 +46,8 @@
 mod index;
 mod io;
 pub mod layout;
+mod outboard;
+mod verify;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -42,21 +58,22 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use ronode_proto::id::ObjectAddr;
-use ronode_shards::objects::store::clamp;
 use ronode_shards::objects::{
-    Committed, ObjectStore, OpId, RamStore, ReadChunk, StoreDone, StoreError, StoreOp,
+    Committed, ObjectStore, OpId, RamStore, StoreDone, StoreError, StoreOp,
 };
 use ronode_shards::stats::StoreUsage;
 use ronode_shards::ShardId;
 
-use index::{Entry, Index};
+use index::Index;
+use outboard::{Outboard, Outboards, OUTBOARD_CACHE_BYTES};
 
 /// Reads waiting for an I/O place; one more is answered `Busy` (503).
 pub const MAX_QUEUED_READS: usize = 512;
 
 /// Disk operations (commits and reads) a shard runs at once; one more commit is answered
 /// `Busy`, one more read waits (up to [`MAX_QUEUED_READS`]).
-/// Each holds one buffer of at most `READ_WINDOW` bytes (a write or hash chunk is smaller).
+/// Each holds one buffer of at most `READ_WINDOW` bytes plus a piece at each end (a write or
+/// hash chunk is smaller).
 pub const MAX_IO_OPS: usize = 16;
 
 /// Most bytes one read answers when the range is longer: a GET streams from one window at a time.
@@ -81,8 +98,12 @@ pub struct DiskStore {
     /// Reads started and waiting for a place.
     queued_reads: Rc<Cell<usize>>,
     quarantined: Cell<u64>,
+    /// Uploads refused because the disk was full.
+    disk_full: Cell<u64>,
     /// Verified objects held in memory (see the module docs).
     cache: RefCell<RamStore>,
+    /// The outboards of the verified objects, bounded by [`OUTBOARD_CACHE_BYTES`].
+    outboards: RefCell<Outboards>,
 }
 
 /// One of the [`MAX_IO_OPS`] places, given back when the operation's future ends or is dropped.
@@ -128,7 +149,7 @@ impl DiskStore {
         let scan = layout::scan(&root, shard, shard_count)?;
         let mut index = Index::new(capacity_bytes);
         for (addr, size) in scan.objects {
-            index.insert(addr, size, false);
+            index.insert(addr, size);
         }
         let mut quarantined = 0;
         for stray in scan.strays {
@@ -143,7 +164,9 @@ impl DiskStore {
             io_places: Rc::new(glommio::sync::Semaphore::new(MAX_IO_OPS as u64)),
             queued_reads: Rc::new(Cell::new(0)),
             quarantined: Cell::new(quarantined),
+            disk_full: Cell::new(0),
             cache: RefCell::new(RamStore::new(cache_bytes)),
+            outboards: RefCell::new(Outboards::new(OUTBOARD_CACHE_BYTES)),
         })
     }
 
@@ -153,6 +176,7 @@ impl DiskStore {
             objects: index.len() as u64,
             bytes: index.used_bytes(),
             quarantined: self.quarantined.get(),
+            disk_full: self.disk_full.get(),
         }
     }
 
@@ -161,14 +185,27 @@ impl DiskStore {
         let done = |done| Started::Done(Some(done));
         let mut index = self.index.borrow_mut();
         match op {
-            StoreOp::Stat { op, addr } => done(StoreDone::Stat {
-                op,
-                result: Ok(index.get(&addr).map(|e| e.size)),
-            }),
-            StoreOp::BeginPut { put, addr, size } => done(StoreDone::BeginPut {
-                put,
-                result: index.begin_put(put, &addr, size),
-            }),
+            // A size is answered from the index only once the object is verified in this run.
+            StoreOp::Stat { op, addr } => match index.get(&addr) {
+                Some(_) if !self.outboards.borrow().contains(&addr) => {
+                    let busy = StoreDone::Stat {
+                        op,
+                        result: Err(StoreError::Busy),
+                    };
+                    self.queue_io(busy, move |me, slot| me.stat(slot, op, addr))
+                }
+                entry => done(StoreDone::Stat {
+                    op,
+                    result: Ok(entry.map(|e| e.size)),
+                }),
+            },
+            StoreOp::BeginPut { put, addr, size } => {
+                let verified = self.outboards.borrow().contains(&addr);
+                done(StoreDone::BeginPut {
+                    put,
+                    result: index.begin_put(put, &addr, size, verified),
+                })
+            }
             StoreOp::AbortPut { put, .. } => {
                 index.release(put);
                 Started::Done(None)
@@ -195,8 +232,11 @@ impl DiskStore {
                         "upload {put} began with {n} bytes but commits {}",
                         body.len()
                     )))),
-                    // Another upload of the same bytes committed first.
-                    Some(_) if index.get(&addr).is_some() => Some(Ok(Committed { stored: false })),
+                    // Another upload of the same bytes committed first (or a read verified the
+                    // file meanwhile): nothing to write.
+                    Some(_) if self.outboards.borrow().contains(&addr) => {
+                        Some(Ok(Committed { stored: false }))
+                    }
                     Some(_) => None,
                 };
                 let slot = if refused.is_none() { self.slot() } else { None };
@@ -220,31 +260,23 @@ impl DiskStore {
                 min_len,
                 ..
             } => {
-                let Some(entry) = index.get(&addr) else {
+                if index.get(&addr).is_none() {
                     return done(StoreDone::Read {
                         op,
                         result: Err(StoreError::NotFound(addr)),
                     });
-                };
+                }
                 if let Ok(chunk) = self.cache.borrow_mut().read(&addr, range.clone()) {
                     return done(StoreDone::Read {
                         op,
                         result: Ok(chunk),
                     });
                 }
-                // Reads wait for an I/O place in a bounded queue (a burst of GETs for a cold
-                // object is served, not refused); past the queue, busy.
-                if self.queued_reads.get() >= MAX_QUEUED_READS {
-                    return done(StoreDone::Read {
-                        op,
-                        result: Err(StoreError::Busy),
-                    });
-                }
-                let queued = Queued::new(&self.queued_reads);
-                let me = self.clone();
-                Started::Io(Box::pin(async move {
-                    let slot = me.wait_for_slot().await;
-                    drop(queued);
+                let busy = StoreDone::Read {
+                    op,
+                    result: Err(StoreError::Busy),
+                };
+                self.queue_io(busy, move |me, slot| async move {
                     // The object may have come into the cache while this read waited.
                     let cached = me.cache.borrow_mut().read(&addr, range.clone());
                     if let Ok(chunk) = cached {
@@ -253,10 +285,29 @@ impl DiskStore {
                             result: Ok(chunk),
                         };
                     }
-                    me.read(slot, op, addr, entry, range, min_len).await
-                }))
+                    me.read(slot, op, addr, range, min_len).await
+                })
             }
         }
+    }
+
+    /// Queues a read or a HEAD that needs I/O: it waits for an I/O place in a bounded queue (a
+    /// burst of GETs for a cold object is served, not refused); past the queue, `busy`.
+    fn queue_io<F, Fut>(self: &Rc<Self>, busy: StoreDone, run: F) -> Started
+    where
+        F: FnOnce(Rc<Self>, Slot) -> Fut + 'static,
+        Fut: Future<Output = StoreDone> + 'static,
+    {
+        if self.queued_reads.get() >= MAX_QUEUED_READS {
+            return Started::Done(Some(busy));
+        }
+        let queued = Queued::new(&self.queued_reads);
+        let me = self.clone();
+        Started::Io(Box::pin(async move {
+            let slot = me.wait_for_slot().await;
+            drop(queued);
+            run(me, slot).await
+        }))
     }
 
     /// An I/O place, waiting for one to free up.
@@ -278,58 +329,38 @@ impl DiskStore {
     ) -> StoreDone {
         let tmp = layout::tmp_path(&self.root, self.shard, put);
         let dest = layout::object_path(&self.root, &addr);
+        // A file held but not verified is being replaced: a read that finds it damaged
+        // meanwhile leaves it for this commit to overwrite.
+        let replaces = self.index.borrow_mut().start_replacing(&addr);
         let written = io::write_durably(&tmp, &dest, &body).await;
         let mut index = self.index.borrow_mut();
-        index.release(put);
-        if written.is_ok() {
-            self.cache(addr, &body);
+        if replaces {
+            index.end_replacing(&addr);
         }
+        index.release(put);
         let result = match written {
-            Ok(()) => Ok(Committed {
-                stored: index.insert(addr, body.len() as u64, true),
-            }),
+            Ok(()) => {
+                self.cache(addr, &body);
+                // The plane checked that the body hashes to the address: its outboard is
+                // proven here, without reading the file back.
+                if let Some(ob) = Outboard::of_bytes(&addr, &body) {
+                    self.outboards.borrow_mut().insert(Rc::new(ob));
+                }
+                let new = index.insert(addr, body.len() as u64);
+                Ok(Committed {
+                    stored: new || replaces,
+                })
+            }
+            Err(e) if io::is_no_space(&e) => {
+                self.disk_full.set(self.disk_full.get() + 1);
+                Err(StoreError::NoSpace(format!(
+                    "writing {addr} ({} bytes): {e}",
+                    body.len()
+                )))
+            }
             Err(e) => Err(StoreError::Io(format!("writing {addr}: {e}"))),
         };
         StoreDone::CommitPut { put, result }
-    }
-
-    async fn read(
-        self: Rc<Self>,
-        _slot: Slot,
-        op: OpId,
-        addr: ObjectAddr,
-        entry: Entry,
-        range: Range<u64>,
-        min_len: u64,
-    ) -> StoreDone {
-        let path = layout::object_path(&self.root, &addr);
-        let result = async {
-            if !entry.verified {
-                match io::verify(&path, &addr, entry.size).await {
-                    Ok(true) => self.index.borrow_mut().mark_verified(&addr),
-                    Ok(false) => return Err(self.quarantine(&addr).await),
-                    Err(e) => return Err(self.io_failed(&addr, e)),
-                }
-            }
-            let want = window(clamp(&range, entry.size), min_len);
-            let whole = want == (0..entry.size);
-            let bytes = if want.is_empty() {
-                Bytes::new()
-            } else {
-                io::read_range(&path, want)
-                    .await
-                    .map_err(|e| self.io_failed(&addr, e))?
-            };
-            if whole {
-                self.cache(addr, &bytes);
-            }
-            Ok(ReadChunk {
-                object_size: entry.size,
-                bytes,
-            })
-        }
-        .await;
-        StoreDone::Read { op, result }
     }
 
     /// Keeps a verified object in the read cache when it is small enough to be worth it.
@@ -338,33 +369,6 @@ impl DiskStore {
         if bytes.len() as u64 <= cache.capacity_bytes() / 8 {
             cache.insert(addr, bytes.clone());
         }
-    }
-
-    /// Moves `addr`'s file to quarantine and forgets it (counted once, by whichever read found
-    /// it first). The rename comes first: while the index still holds the address, no upload of
-    /// it writes a new file that the rename could carry away.
-    async fn quarantine(&self, addr: &ObjectAddr) -> StoreError {
-        let name = hex::encode(addr.as_bytes());
-        let from = layout::object_path(&self.root, addr);
-        let moved = glommio::io::rename(&from, layout::quarantine_path(&self.root, &name)).await;
-        self.cache.borrow_mut().remove(addr);
-        if self.index.borrow_mut().remove(addr) {
-            self.quarantined.set(self.quarantined.get() + 1);
-            if let Err(e) = moved {
-                eprintln!("shard {}: quarantining {addr}: {e}", self.shard);
-            }
-        }
-        StoreError::Corrupt(*addr)
-    }
-
-    /// An I/O error on an indexed object: a file gone from under the store is forgotten (404);
-    /// anything else is a local fault.
-    fn io_failed(&self, addr: &ObjectAddr, e: std::io::Error) -> StoreError {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            self.index.borrow_mut().remove(addr);
-            return StoreError::NotFound(*addr);
-        }
-        StoreError::Io(format!("reading {addr}: {e}"))
     }
 }
 
