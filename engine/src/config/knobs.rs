@@ -331,8 +331,8 @@ pub const KNOBS: &[Knob] = &[
         key: "store.kind",
         kind: Kind::Choice(&["disk", "ram"]),
         default: DefaultValue::Str("disk"),
-        doc: "Object store: `disk` (durable, verified on first read) or `ram` (bounded LRU). \
-              Amnesia makes it `ram`.",
+        doc: "Object store: `disk` (durable, every read checked against the address) or `ram` \
+              (bounded LRU). Amnesia makes it `ram`.",
         bound: "",
     },
     Knob {
