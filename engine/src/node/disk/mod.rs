@@ -8,13 +8,14 @@
 //!   moved to `quarantine/` and counted.
 //! - **Index-only operations** complete on the spot, with no I/O: `Stat` of a verified object
 //!   (or of one not held), `BeginPut` (reserve against `capacity_bytes`; no eviction, so full
-//!   is `Full`), `AbortPut`, and the `CommitPut` of a duplicate. Running them synchronously is also what keeps an upload's order
-//!   (`BeginPut` before its commit or abort).
+//!   is `Full`), `AbortPut`, and the `CommitPut` of a duplicate. Running them synchronously is
+//!   also what keeps an upload's order (`BeginPut` before its commit or abort).
 //! - **I/O operations** return a future the engine runs as a task: `CommitPut` with a body
 //!   (write to `tmp/`, fsync, rename, fsync the directory, then complete and release the
 //!   reservation), `Read`, and the `Stat` of an object not verified in this run. At most
 //!   [`MAX_IO_OPS`] run at once per shard, so memory stays bounded by that many buffers; beyond
-//!   that a commit completes `Busy` (503) at once, and a read or a `Stat` waits for a place, up to [`MAX_QUEUED_READS`] of them (then `Busy`).
+//!   that a commit completes `Busy` (503) at once, and a read or a `Stat` waits for a place, up
+//!   to [`MAX_QUEUED_READS`] of them (then `Busy`).
 //! - **Reads never answer bytes that do not hash to the address** ([`verify`]). The store keeps
 //!   a *verified outboard* per object ([`outboard`]): the BLAKE3 chaining values of its aligned
 //!   64 KiB pieces, proven to merge into the address. It is built whenever the store has the
