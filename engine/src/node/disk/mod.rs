@@ -7,14 +7,16 @@
 //!   file named as an address it owns, by size, without hashing ([`index`]). Other names are
 //!   moved to `quarantine/` and counted.
 //! - **Index-only operations** complete on the spot, with no I/O: `Stat`, `BeginPut`
-//!   (reserve against `capacity_bytes`; no eviction, so full is `Full`), `AbortPut`, and the
+//!   (reserve against `capacity_bytes`; no eviction, so full is `Full`; past the commit queue's
+//!   bound, `Busy`: [`queue`]), `AbortPut`, and the
 //!   `CommitPut` of a duplicate. Running them synchronously is also what keeps an upload's order
 //!   (`BeginPut` before its commit or abort).
 //! - **I/O operations** return a future the engine runs as a task: `CommitPut` with a body
 //!   (write to `tmp/`, fsync, rename, fsync the directory, then complete and release the
 //!   reservation) and `Read`. At most [`MAX_IO_OPS`] run at once per shard, so memory stays
-//!   bounded by that many buffers; beyond that a commit completes `Busy` (503) at once, and a
-//!   read waits for a place, up to [`MAX_QUEUED_READS`] reads (then `Busy`).
+//!   bounded by that many buffers; beyond that a commit waits for a place (its upload was
+//!   admitted at `BeginPut`, so it is never refused for want of one), and a read waits for a
+//!   place, up to [`MAX_QUEUED_READS`] reads (then `Busy`).
 //! - **Reads**: an object not verified since start is hashed first (BLAKE3 of the whole file
 //!   against its address and indexed size). A mismatch, or a short or long file, moves the file
 //!   to `quarantine/`, drops it from the index, counts it and answers `Corrupt` (500; the next
@@ -32,6 +34,7 @@
 mod index;
 mod io;
 pub mod layout;
+mod queue;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -54,8 +57,8 @@ use index::{Entry, Index};
 /// Reads waiting for an I/O place; one more is answered `Busy` (503).
 pub const MAX_QUEUED_READS: usize = 512;
 
-/// Disk operations (commits and reads) a shard runs at once; one more commit is answered
-/// `Busy`, one more read waits (up to [`MAX_QUEUED_READS`]).
+/// Disk operations (commits and reads) a shard runs at once; one more waits for a place (reads
+/// up to [`MAX_QUEUED_READS`], commits as many as [`queue::MAX_QUEUED_COMMITS`] admits).
 /// Each holds one buffer of at most `READ_WINDOW` bytes (a write or hash chunk is smaller).
 pub const MAX_IO_OPS: usize = 16;
 
@@ -167,7 +170,7 @@ impl DiskStore {
             }),
             StoreOp::BeginPut { put, addr, size } => done(StoreDone::BeginPut {
                 put,
-                result: index.begin_put(put, &addr, size),
+                result: queue::begin_put(&mut index, put, &addr, size),
             }),
             StoreOp::AbortPut { put, .. } => {
                 index.release(put);
@@ -199,17 +202,17 @@ impl DiskStore {
                     Some(_) if index.get(&addr).is_some() => Some(Ok(Committed { stored: false })),
                     Some(_) => None,
                 };
-                let slot = if refused.is_none() { self.slot() } else { None };
-                match (refused, slot) {
-                    (None, Some(slot)) => {
-                        Started::Io(Box::pin(self.clone().commit(slot, put, addr, body)))
+                match refused {
+                    None => {
+                        let me = self.clone();
+                        Started::Io(Box::pin(async move {
+                            let slot = me.wait_for_slot().await;
+                            me.commit(slot, put, addr, body).await
+                        }))
                     }
-                    (refused, _) => {
+                    Some(result) => {
                         index.release(put);
-                        done(StoreDone::CommitPut {
-                            put,
-                            result: refused.unwrap_or(Err(StoreError::Busy)),
-                        })
+                        done(StoreDone::CommitPut { put, result })
                     }
                 }
             }
@@ -265,10 +268,6 @@ impl DiskStore {
         Slot(permit.expect("the store never closes its semaphore"))
     }
 
-    fn slot(&self) -> Option<Slot> {
-        self.io_places.try_acquire_static_permit(1).ok().map(Slot)
-    }
-
     async fn commit(
         self: Rc<Self>,
         _slot: Slot,
@@ -276,6 +275,12 @@ impl DiskStore {
         addr: ObjectAddr,
         body: Bytes,
     ) -> StoreDone {
+        // Another upload of the same bytes may have committed while this one waited.
+        if self.index.borrow().get(&addr).is_some() {
+            self.index.borrow_mut().release(put);
+            let result = Ok(Committed { stored: false });
+            return StoreDone::CommitPut { put, result };
+        }
         let tmp = layout::tmp_path(&self.root, self.shard, put);
         let dest = layout::object_path(&self.root, &addr);
         let written = io::write_durably(&tmp, &dest, &body).await;
