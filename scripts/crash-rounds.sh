@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# kill -9 during PUTs: ROUNDS rounds (default 5) on one two-shard disk node. Each round starts
-# the node on its data directory, runs parallel PUTs of random objects (bench/src/bin/
+# kill -9 during PUTs: ROUNDS rounds (default 5) of a two-shard disk node. Each round starts
+# the node on a fresh data directory, runs parallel PUTs of random objects (bench/src/bin/
 # crash-puts.rs; every tenth is 5 MiB) recording each one acknowledged, kills the node with
 # SIGKILL at a random moment, restarts it on the same data directory, GETs every object
 # acknowledged in that round and compares the bytes:
@@ -44,8 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/ronode" init --data-dir "$data" >/dev/null 2>&1
-cap=$("$bin/ronode" cap mint --scope put --ttl 1h --data-dir "$data" | tail -n 1)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 addr=127.0.0.1:$port
 
@@ -98,6 +96,10 @@ field() { # field NAME LINE: the number after NAME in a `check` line
 
 total_acked=0 total_recovered=0 total_wrong=0 total_served_wrong=0
 for round in $(seq "$ROUNDS"); do
+    # A fresh data directory each round: rounds do not fill the disk or damage each other.
+    rm -rf "$data"
+    "$bin/ronode" init --data-dir "$data" >/dev/null 2>&1
+    cap=$("$bin/ronode" cap mint --scope put --ttl 1h --data-dir "$data" | tail -n 1)
     start_node
     acked=$work/acked-$round
     : >"$acked"
