@@ -7,6 +7,7 @@ mod init;
 mod inspect;
 mod keystore;
 mod node;
+mod put_cmd;
 
 #[cfg(feature = "count-allocs")]
 #[global_allocator]
@@ -22,19 +23,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Ping(args) => ping(&args),
-        Command::Put(args) => client_cmd(&args.node, |c| {
-            let bytes = std::fs::read(&args.file).map_err(ronode_client::ClientError::Io)?;
-            let cap = cap_arg(args.cap.as_deref())?;
-            let resp = c.put(&bytes, cap.as_deref())?;
-            let note = if resp.stored {
-                "stored"
-            } else {
-                "already there"
-            };
-            eprintln!("{} bytes, {note}", resp.size);
-            println!("{}", resp.addr);
-            Ok(())
-        }),
+        Command::Put(args) => put(&args),
         Command::Get(args) => client_cmd(&args.node, |c| {
             let bytes = c.get(&args.addr)?;
             match &args.output {
@@ -170,21 +159,29 @@ fn event_json(ev: &ronode_proto::msg::gossip::GossipEvent) -> serde_json::Value 
     line
 }
 
-fn client_cmd(
+/// Where `--peer` points and how to connect to it.
+fn client_options(
     peer: &cli::PeerArgs,
-    f: impl FnOnce(&mut ronode_client::Client) -> Result<(), ronode_client::ClientError>,
-) -> ExitCode {
-    let (addr, pin) = match parse_peer(&peer.peer) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+) -> Result<(std::net::SocketAddr, ronode_client::ClientOptions), String> {
+    let (addr, pin) = parse_peer(&peer.peer)?;
     let opts = ronode_client::ClientOptions {
         pq_mode: peer.pq_mode,
         pin,
         ..Default::default()
+    };
+    Ok((addr, opts))
+}
+
+fn client_cmd(
+    peer: &cli::PeerArgs,
+    f: impl FnOnce(&mut ronode_client::Client) -> Result<(), ronode_client::ClientError>,
+) -> ExitCode {
+    let (addr, opts) = match client_options(peer) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let result = ronode_client::Client::connect(addr, &opts).and_then(|mut c| {
         f(&mut c)?;
@@ -195,6 +192,36 @@ fn client_cmd(
         Err(e) if e.is_not_found() => {
             eprintln!("error: not found: {e}");
             ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `ronode put`: the file stored, with retries of a shed PUT ([`put_cmd`]).
+fn put(args: &cli::PutArgs) -> ExitCode {
+    let (addr, opts) = match client_options(&args.node) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = std::fs::read(&args.file)
+        .map_err(ronode_client::ClientError::Io)
+        .and_then(|bytes| Ok((bytes, cap_arg(args.cap.as_deref())?)))
+        .and_then(|(bytes, cap)| put_cmd::put(addr, &opts, &bytes, cap.as_deref()));
+    match result {
+        Ok(resp) => {
+            let note = if resp.stored {
+                "stored"
+            } else {
+                "already there"
+            };
+            eprintln!("{} bytes, {note}", resp.size);
+            print_line(&resp.addr.to_string())
         }
         Err(e) => {
             eprintln!("error: {e}");

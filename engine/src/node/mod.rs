@@ -46,15 +46,20 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
     cfg.data_dir = std::path::absolute(&cfg.data_dir)
         .with_context(|| format!("data directory {}", cfg.data_dir.display()))?;
     let (identity, _lock) = identity_for(&cfg)?;
+    let shards = shard_count(&cfg);
+    // The port is held from the check to the listeners (guard.rs): lock, probe, bind, unlock.
+    let port_lock = guard::lock_port_start(cfg.listen, "listen")?;
     guard::probe_port(cfg.listen, "listen")?;
     guard::probe_port(cfg.admin, "admin")?;
+    let listeners = guard::bind_listeners(cfg.listen, shards)
+        .with_context(|| format!("listen address {}", cfg.listen))?;
+    drop(port_lock);
 
     let (cert, key) =
         ronode_proto::cert::node_certificate(&identity).context("node certificate")?;
     let tls = ronode_client::tls::server_config(&cert, &key, cfg.pq_mode.into())
         .context("TLS configuration")?;
 
-    let shards = shard_count(&cfg);
     let board = Arc::new(StatsBoard::new(shards));
     let readiness = Arc::new(Readiness::new(&[PLANE_OVERLAY]));
     let draining = Arc::new(AtomicBool::new(false));
@@ -100,7 +105,7 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
     let cpus = core_ids();
     let mut listen = cfg.listen;
     let mut executors = Vec::new();
-    for id in 0..shards {
+    for (id, listener) in (0..shards).zip(listeners) {
         let (tx, rx) = std::sync::mpsc::channel();
         let seed = ShardSeed {
             id: ShardId(id),
@@ -108,7 +113,7 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
             tls: tls.clone(),
             board: board.clone(),
             draining: draining.clone(),
-            listen,
+            listener,
             shard_count: shards,
             objects: objects_cfg.clone(),
             fetch: ronode_shards::objects::FetchConfig {
@@ -150,7 +155,7 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
             .recv_timeout(Duration::from_secs(10))
             .context("a shard did not report its listener within 10 s")?
             .with_context(|| format!("shard {id} could not listen on {listen}"))?;
-        // Shard 0 may have bound port 0: the others share the port it got (SO_REUSEPORT).
+        // The port the listeners got when `--listen` asked for port 0.
         listen = bound;
     }
     readiness.set_ready(PLANE_OVERLAY);

@@ -344,13 +344,35 @@ impl Objects {
         };
         match (StoreDone::busy(&op), sender) {
             (Some(done), _) => self.plane.borrow_mut().handle_store_done(done),
-            // An abort must reach the owner (it releases a reservation): wait for room.
+            // An abort (it releases a reservation) or a commit (its body was accepted whole) must
+            // reach the owner: wait for room.
             (None, Some(sender)) => {
                 mesh::send_or_wait(&sender, MeshMsg::Op(op));
             }
-            (None, None) => {}
+            // Not connected yet (the first moments after start): neither may be lost (an
+            // unanswered PUT, a reservation held for ever), so they wait for the channel.
+            (None, None) => self.send_when_connected(owner, op),
         }
         // The busy answer goes out with the drain already running (it loops until empty).
+    }
+
+    /// Sends `op` to `owner` once the mesh channel towards it is connected (the first moments
+    /// after start), waiting for room then.
+    fn send_when_connected(&self, owner: ShardId, op: StoreOp) {
+        let me = self.me.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let Some(objects) = me.upgrade() else { return };
+                let sender = objects.mesh.borrow()[owner.0 as usize].clone();
+                drop(objects);
+                if let Some(sender) = sender {
+                    let _ = sender.send(MeshMsg::Op(op)).await;
+                    return;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .detach();
     }
 
     /// Runs an operation on this shard's store; its completion goes to [`Objects::complete`]

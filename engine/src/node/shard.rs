@@ -1,4 +1,4 @@
-//! One shard: a glommio executor pinned to a core, its SO_REUSEPORT listener, its sessions and
+//! One shard: a glommio executor pinned to a core, its SO_REUSEPORT listener (bound by the main thread), its sessions and
 //! its statistics. Nothing here is shared with other shards but the read-only TLS configuration,
 //! the drain flag and the stats board slot this shard publishes into.
 
@@ -184,7 +184,8 @@ pub struct ShardSeed {
     pub tls: Arc<rustls::ServerConfig>,
     pub board: Arc<StatsBoard>,
     pub draining: Arc<AtomicBool>,
-    pub listen: SocketAddr,
+    /// This shard's listener, bound and listening (SO_REUSEPORT) by the node's main thread.
+    pub listener: std::net::TcpListener,
     pub shard_count: u16,
     pub objects: ObjectsConfig,
     /// Fetch on miss: how, and whether fetched objects are kept.
@@ -207,8 +208,7 @@ pub struct ShardSeed {
     pub gossip: GossipSeed,
     pub gossip_out: Vec<(ShardId, SharedSender<GossipMsg>)>,
     pub gossip_in: Vec<SharedReceiver<GossipMsg>>,
-    /// Tells the node the address this shard bound (shard 0 binds port 0 in tests; the others
-    /// then bind the port it got).
+    /// Tells the node the address this shard listens on, once its store is open.
     pub bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
 }
 
@@ -227,18 +227,10 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
-    let listener = match TcpListener::bind(seed.listen) {
-        Ok(l) => {
-            let _ = seed
-                .bound
-                .send(l.local_addr().map_err(std::io::Error::from));
-            l
-        }
-        Err(e) => {
-            let _ = seed.bound.send(Err(std::io::Error::other(e.to_string())));
-            return;
-        }
-    };
+    let listener = glommio_listener(seed.listener);
+    let _ = seed
+        .bound
+        .send(listener.local_addr().map_err(std::io::Error::from));
     let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -350,6 +342,15 @@ async fn tick(shard: Rc<Shard>) {
         shard.gossip.tick();
         shard.publish(shard.now_ms());
     }
+}
+
+/// The main thread's listener as this executor's glommio listener.
+#[allow(unsafe_code)]
+fn glommio_listener(listener: std::net::TcpListener) -> TcpListener {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: the fd is a bound, listening TCP socket, and `into_raw_fd` gives up ownership of
+    // it to the glommio listener, which closes it when dropped.
+    unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
 async fn accept_loop(listener: &TcpListener, shard: &Rc<Shard>) {

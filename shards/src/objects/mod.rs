@@ -94,9 +94,10 @@
 //! session's writer; when a writer queue reaches its bound, `set_session_blocked(s, true)`, and
 //! `false` when it drains. After HELLO, `set_session_max_frame`. When a session ends,
 //! `handle_session_closed`. A store operation that cannot be queued (a full mesh channel) is
-//! answered at once with [`StoreDone::busy`] (503 for the client), except `AbortPut`, which the
-//! engine keeps until it can be queued. The operations of one upload (`BeginPut`, then
-//! `CommitPut` or `AbortPut`) must run in order.
+//! answered at once with [`StoreDone::busy`] (503 for the client), except `AbortPut` and
+//! `CommitPut`, which the engine keeps until they can be queued (a body accepted whole is never
+//! refused for want of room: that is decided at `BeginPut`). The operations of one upload
+//! (`BeginPut`, then `CommitPut` or `AbortPut`) must run in order.
 //!
 //! # The disk store (engine)
 //!

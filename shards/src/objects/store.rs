@@ -245,8 +245,10 @@ impl StoreDone {
     }
 
     /// The completion an engine hands back for `op` when it could not queue it (a full mesh
-    /// channel or I/O queue): [`StoreError::Busy`]. `None` for `AbortPut`, which must not be
-    /// dropped: an engine keeps it until it can be queued.
+    /// channel or I/O queue): [`StoreError::Busy`]. `None` for `AbortPut` and `CommitPut`, which
+    /// must not be dropped: an engine keeps them until they can be queued (an abort releases a
+    /// reservation; a commit carries a body the client has sent whole and the store admitted at
+    /// `BeginPut`, which is where an upload is refused for want of room).
     pub fn busy(op: &StoreOp) -> Option<StoreDone> {
         Some(match *op {
             StoreOp::Stat { op, .. } => StoreDone::Stat {
@@ -261,11 +263,7 @@ impl StoreDone {
                 put,
                 result: Err(StoreError::Busy),
             },
-            StoreOp::CommitPut { put, .. } => StoreDone::CommitPut {
-                put,
-                result: Err(StoreError::Busy),
-            },
-            StoreOp::AbortPut { .. } => return None,
+            StoreOp::CommitPut { .. } | StoreOp::AbortPut { .. } => return None,
         })
     }
 }

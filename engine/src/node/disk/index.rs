@@ -146,6 +146,11 @@ impl Index {
         Ok(Begun::New)
     }
 
+    /// Uploads begun and not yet committed or aborted (what the commit queue bounds).
+    pub fn uploads(&self) -> usize {
+        self.reservations.len()
+    }
+
     /// The size reserved for `put`, still held (the commit releases it once its I/O ended).
     pub fn reservation(&self, put: OpId) -> Option<u64> {
         self.reservations.get(&put).copied()

@@ -8,14 +8,15 @@
 //!   moved to `quarantine/` and counted.
 //! - **Index-only operations** complete on the spot, with no I/O: `Stat` of a verified object
 //!   (or of one not held), `BeginPut` (reserve against `capacity_bytes`; no eviction, so full
-//!   is `Full`), `AbortPut`, and the `CommitPut` of a duplicate. Running them synchronously is
+//!   is `Full`; past the commit queue's bound, `Busy`: [`queue`]), `AbortPut`, and the `CommitPut` of a duplicate. Running them synchronously is
 //!   also what keeps an upload's order (`BeginPut` before its commit or abort).
 //! - **I/O operations** return a future the engine runs as a task: `CommitPut` with a body
 //!   (write to `tmp/`, fsync, rename, fsync the directory, then complete and release the
 //!   reservation), `Read`, and the `Stat` of an object not verified in this run. At most
 //!   [`MAX_IO_OPS`] run at once per shard, so memory stays bounded by that many buffers; beyond
-//!   that a commit completes `Busy` (503) at once, and a read or a `Stat` waits for a place, up
-//!   to [`MAX_QUEUED_READS`] of them (then `Busy`).
+//!   that a commit waits for a place (its upload was admitted at `BeginPut`, so it is never
+//!   refused for want of one), and a read or a `Stat` waits for a place, up to
+//!   [`MAX_QUEUED_READS`] of them (then `Busy`).
 //! - **Reads never answer bytes that do not hash to the address** ([`verify`]). The store keeps
 //!   a *verified outboard* per object ([`outboard`]): the BLAKE3 chaining values of its aligned
 //!   64 KiB pieces, proven to merge into the address. It is built whenever the store has the
@@ -48,6 +49,7 @@ mod index;
 mod io;
 pub mod layout;
 mod outboard;
+mod queue;
 mod verify;
 
 use std::cell::{Cell, RefCell};
@@ -71,8 +73,8 @@ use outboard::{Outboard, Outboards, OUTBOARD_CACHE_BYTES};
 /// Reads waiting for an I/O place; one more is answered `Busy` (503).
 pub const MAX_QUEUED_READS: usize = 512;
 
-/// Disk operations (commits and reads) a shard runs at once; one more commit is answered
-/// `Busy`, one more read waits (up to [`MAX_QUEUED_READS`]).
+/// Disk operations (commits and reads) a shard runs at once; one more waits for a place (reads
+/// up to [`MAX_QUEUED_READS`], commits as many as [`queue::MAX_QUEUED_COMMITS`] admits).
 /// Each holds one buffer of at most `READ_WINDOW` bytes plus a piece at each end (a write or
 /// hash chunk is smaller).
 pub const MAX_IO_OPS: usize = 16;
@@ -204,7 +206,7 @@ impl DiskStore {
                 let verified = self.outboards.borrow().contains(&addr);
                 done(StoreDone::BeginPut {
                     put,
-                    result: index.begin_put(put, &addr, size, verified),
+                    result: queue::begin_put(&mut index, put, &addr, size, verified),
                 })
             }
             StoreOp::AbortPut { put, .. } => {
@@ -240,17 +242,17 @@ impl DiskStore {
                     }
                     Some(_) => None,
                 };
-                let slot = if refused.is_none() { self.slot() } else { None };
-                match (refused, slot) {
-                    (None, Some(slot)) => {
-                        Started::Io(Box::pin(self.clone().commit(slot, put, addr, body)))
+                match refused {
+                    None => {
+                        let me = self.clone();
+                        Started::Io(Box::pin(async move {
+                            let slot = me.wait_for_slot().await;
+                            me.commit(slot, put, addr, body).await
+                        }))
                     }
-                    (refused, _) => {
+                    Some(result) => {
                         index.release(put);
-                        done(StoreDone::CommitPut {
-                            put,
-                            result: refused.unwrap_or(Err(StoreError::Busy)),
-                        })
+                        done(StoreDone::CommitPut { put, result })
                     }
                 }
             }
@@ -317,10 +319,6 @@ impl DiskStore {
         Slot(permit.expect("the store never closes its semaphore"))
     }
 
-    fn slot(&self) -> Option<Slot> {
-        self.io_places.try_acquire_static_permit(1).ok().map(Slot)
-    }
-
     async fn commit(
         self: Rc<Self>,
         _slot: Slot,
@@ -328,6 +326,13 @@ impl DiskStore {
         addr: ObjectAddr,
         body: Bytes,
     ) -> StoreDone {
+        // Another upload of the same bytes may have committed (or a read verified the file)
+        // while this one waited: nothing to write.
+        if self.outboards.borrow().contains(&addr) {
+            self.index.borrow_mut().release(put);
+            let result = Ok(Committed { stored: false });
+            return StoreDone::CommitPut { put, result };
+        }
         let tmp = layout::tmp_path(&self.root, self.shard, put);
         let dest = layout::object_path(&self.root, &addr);
         // A file held but not verified is being replaced: a read that finds it damaged
