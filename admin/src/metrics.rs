@@ -21,6 +21,8 @@
 //! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard` |
 //! | `queue_dropped_total` | counter | `queue`, `shard` |
 //! | `conns_refused_total` | counter | `shard` |
+//! | `drain_cut_total` | counter | `shard`: sessions the drain deadline closed with requests unanswered |
+//! | `sessions_shed_total` | counter | `shard`: sessions closed for too many refused requests |
 //! | `store_objects` | gauge | `shard`: objects the shard's store holds |
 //! | `store_bytes` | gauge | `shard`: their bytes |
 //! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
@@ -281,6 +283,20 @@ impl Collector for BoardCollector {
             "Connections closed before the TLS handshake because max_conns was reached.",
             Counter,
             shards().map(|(c, s)| ([("shard", s)], c.conns_refused())),
+        )?;
+        family(
+            &mut enc,
+            "drain_cut",
+            "Sessions the drain deadline closed before every request they sent was answered.",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.drain_cut())),
+        )?;
+        family(
+            &mut enc,
+            "sessions_shed",
+            "Sessions closed (GOAWAY quota) for collecting too many refused requests.",
+            Counter,
+            shards().map(|(c, s)| ([("shard", s)], c.sessions_shed())),
         )?;
         family(
             &mut enc,

@@ -114,6 +114,8 @@ fn metrics_every_family_at_zero_then_published_values() {
         ("queue_depth", "gauge"),
         ("queue_dropped", "counter"),
         ("conns_refused", "counter"),
+        ("drain_cut", "counter"),
+        ("sessions_shed", "counter"),
         ("readyz_state", "gauge"),
     ] {
         let line = format!("# TYPE {family} {kind}\n");
@@ -149,6 +151,8 @@ fn metrics_every_family_at_zero_then_published_values() {
         expected.push(format!("overlay_sessions_active{{{s}}} 0"));
         expected.push(format!("bus_lagged_total{{{s}}} 0"));
         expected.push(format!("conns_refused_total{{{s}}} 0"));
+        expected.push(format!("drain_cut_total{{{s}}} 0"));
+        expected.push(format!("sessions_shed_total{{{s}}} 0"));
         expected.push(format!("request_latency_seconds_count{{{s}}} 0"));
         expected.push(format!("request_latency_seconds_sum{{{s}}} 0.0"));
         expected.push(format!(

@@ -19,8 +19,9 @@
 //! checks them (the SDK), not this pipeline. A whole RESP 200 with an empty payload is accepted on
 //! every app: it is the acknowledgement of an EVENT sent with ACK_REQ.
 //!
-//! Every [`Reject`] closes the session, including `quota` from a peer that opens more than the
-//! `max_inflight` requests its HELLO reply allowed: that peer ignored the negotiated limit.
+//! Every [`Reject`] closes the session but one: `quota` on a REQ, a request past the
+//! `max_inflight` the tracker holds. The node answers that request 429 alone (it was never
+//! registered, so the answer bypasses the tracker) and goes on; see PROTOCOL.md 2.3.
 
 use crate::control::{Control, GoAway, APP_CONTROL};
 use crate::error_body::ErrorBody;

@@ -155,6 +155,9 @@ impl SequenceTracker {
             }
             self.hello_seen = true;
         }
+        if kind == Kind::Req && header.flags.contains(Flags::START) {
+            self.forget_abandoned_stream();
+        }
         let progress = self.inbound.advance(kind, header.flags, header.corr_id)?;
         match kind {
             Kind::Resp => self.ours.answer(header.corr_id, progress.ends())?,
@@ -188,9 +191,32 @@ impl SequenceTracker {
         self.theirs.pending.len()
     }
 
-    /// Whether a request stream from the peer is open (started, not yet ended).
+    /// Whether this side waits for more of a request: a request stream from the peer is open
+    /// (started, not yet ended) and its request is not answered yet. A stream answered early
+    /// (PROTOCOL.md 2.3: a PUT refused on its START) is one the peer may stop sending.
     pub fn receiving(&self) -> bool {
-        self.inbound.open.iter().any(|&(kind, _)| kind == Kind::Req)
+        self.inbound
+            .open
+            .iter()
+            .any(|&(kind, corr)| kind == Kind::Req && self.theirs.pending.contains(&corr))
+    }
+
+    /// Makes room for a new request stream when the table is full: a stream whose request was
+    /// answered early and that the peer stopped sending is forgotten (its late frames, if any
+    /// still come, then read as whole messages and are refused on their own).
+    fn forget_abandoned_stream(&mut self) {
+        if self.inbound.open.len() < MAX_OPEN_STREAMS {
+            return;
+        }
+        let pending = &self.theirs.pending;
+        if let Some(i) = self
+            .inbound
+            .open
+            .iter()
+            .position(|&(kind, corr)| kind == Kind::Req && !pending.contains(&corr))
+        {
+            self.inbound.open.remove(i);
+        }
     }
 
     /// Requests sent and not yet fully answered.
@@ -291,6 +317,32 @@ mod tests {
             Err(Reason::BadSequence),
             "answered twice"
         );
+    }
+
+    #[test]
+    fn a_stream_answered_early_is_not_waited_for_and_makes_room() {
+        let mut t = after_hello();
+        let s = Flags::REQ | Flags::START;
+        t.on_receive(&h(s, 1, 5), b"").unwrap();
+        assert!(t.receiving(), "the request is waited for");
+        t.on_send(&h(Flags::RESP, 1, 5)).unwrap();
+        assert!(!t.receiving(), "answered early: nothing more is waited for");
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 1, 5), b""),
+            Ok(Progress::Continued),
+            "its late frames still continue it"
+        );
+        // Fill the table with streams answered early: each new START makes room.
+        for corr in 100..100 + 2 * MAX_OPEN_STREAMS as u64 {
+            assert_eq!(t.on_receive(&h(s, 1, corr), b""), Ok(Progress::Opened));
+            t.on_send(&h(Flags::RESP, 1, corr)).unwrap();
+        }
+        // Streams still waited for are never forgotten: past the bound, bad_sequence.
+        let mut t = after_hello();
+        for corr in 0..MAX_OPEN_STREAMS as u64 {
+            t.on_receive(&h(s, 1, 200 + corr), b"").unwrap();
+        }
+        assert_eq!(t.on_receive(&h(s, 1, 1), b""), Err(Reason::BadSequence));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod limiter;
 pub mod objects;
 pub mod peers;
 pub mod placement;
+pub mod refusals;
 pub mod rng;
 pub mod stats;
 

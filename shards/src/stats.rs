@@ -253,6 +253,8 @@ pub struct Counters {
     store: StoreUsage,
     peers: PeerUsage,
     gossip: [u64; GossipEvent::ALL.len()],
+    drain_cut: u64,
+    sessions_shed: u64,
 }
 
 impl Default for Counters {
@@ -270,6 +272,8 @@ impl Default for Counters {
             store: StoreUsage::default(),
             peers: PeerUsage::default(),
             gossip: [0; GossipEvent::ALL.len()],
+            drain_cut: 0,
+            sessions_shed: 0,
         }
     }
 }
@@ -333,6 +337,16 @@ impl Counters {
     /// `gossip_messages_total{event}`.
     pub fn gossip(&self, event: GossipEvent) -> u64 {
         self.gossip[event as usize]
+    }
+
+    /// `drain_cut_total`: sessions the drain deadline closed with accepted requests unanswered.
+    pub fn drain_cut(&self) -> u64 {
+        self.drain_cut
+    }
+
+    /// `sessions_shed_total`: sessions closed for collecting too many refused requests.
+    pub fn sessions_shed(&self) -> u64 {
+        self.sessions_shed
     }
 }
 
@@ -533,6 +547,16 @@ impl ShardStats {
     /// A connection was closed before its TLS handshake because the shard was at `max_conns`.
     pub fn conn_refused(&mut self) {
         self.counters.conns_refused += 1;
+    }
+
+    /// The drain deadline closed a session before every request it accepted was answered.
+    pub fn drain_cut(&mut self) {
+        self.counters.drain_cut += 1;
+    }
+
+    /// A session was closed for passing the bound on refused requests.
+    pub fn session_shed(&mut self) {
+        self.counters.sessions_shed += 1;
     }
 
     /// The shard's peers and fetches (their owners keep the counts).

@@ -59,6 +59,8 @@ pub struct Link {
     queue: RefCell<VecDeque<LinkGet>>,
     gossip: RefCell<VecDeque<GossipMsg>>,
     closed: Cell<bool>,
+    /// The node drains: the link says GOAWAY and closes.
+    draining: Cell<bool>,
     wake_tx: LocalSender<()>,
     wake_rx: LocalReceiver<()>,
 }
@@ -70,6 +72,7 @@ impl Link {
             queue: RefCell::new(VecDeque::new()),
             gossip: RefCell::new(VecDeque::new()),
             closed: Cell::new(false),
+            draining: Cell::new(false),
             wake_tx,
             wake_rx,
         }
@@ -84,6 +87,13 @@ impl Link {
         q.push_back(get);
         let _ = self.wake_tx.try_send(());
         Ok(())
+    }
+
+    /// The node drains: the link sends GOAWAY `draining` and closes (GETs in flight are
+    /// answered `Failed` to their fetchers, like any link that ends).
+    pub fn drain(&self) {
+        self.draining.set(true);
+        let _ = self.wake_tx.try_send(());
     }
 
     /// Queues a gossip frame; false when the link is closed or its gossip queue full.
@@ -107,6 +117,8 @@ pub enum LinkEnd {
     Failed(String),
     /// No answer to HELLO or a PING in time.
     Unresponsive,
+    /// This node drained; GOAWAY was sent.
+    Drained,
 }
 
 impl std::fmt::Display for LinkEnd {
@@ -115,6 +127,7 @@ impl std::fmt::Display for LinkEnd {
             LinkEnd::Closed => f.write_str("the peer closed the session"),
             LinkEnd::Failed(why) => write!(f, "{why}"),
             LinkEnd::Unresponsive => f.write_str("no answer to HELLO or PING in time"),
+            LinkEnd::Drained => f.write_str("this node drained (GOAWAY sent)"),
         }
     }
 }
@@ -190,6 +203,24 @@ impl LinkState {
         loop {
             if let Err(e) = self.take_answers(cfg, on_answer) {
                 return LinkEnd::Failed(e);
+            }
+            if link.draining.get() {
+                // The peer's requests are not served on a dialled link: none is owed.
+                let goaway = Control::GoAway(ronode_proto::control::GoAway {
+                    reason: "draining".to_owned(),
+                    last_corr_id: 0,
+                });
+                self.send(&OutFrame {
+                    flags: Flags::EVENT,
+                    ..OutFrame::request(APP_CONTROL, 0, &goaway.to_vec())
+                });
+                let write = glommio::timer::timeout(cfg.answer_timeout, async {
+                    tls.write_all(&self.wbuf)
+                        .await
+                        .map_err(glommio::GlommioError::from)
+                });
+                let _ = write.await;
+                return LinkEnd::Drained;
             }
             if self.hello_done {
                 self.send_gets(link);

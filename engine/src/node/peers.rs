@@ -244,6 +244,13 @@ impl Peers {
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
+
+    /// The node drains: every link this shard dialled sends GOAWAY and closes.
+    pub fn drain_links(&self) {
+        for link in self.links.borrow().values() {
+            link.drain();
+        }
+    }
 }
 
 /// Dials this shard's peers when they are due, until `stop` says the node is draining.

@@ -7,6 +7,15 @@
 //! its idle timeout and its read timeout without a timer of its own. While the session has
 //! output queued it does not read: a peer that does not read its answers stops being served new
 //! requests, and one that stalls a write past `write_timeout` is closed.
+//!
+//! Timers count whole frames, never bytes: a peer that trickles bytes of a TLS record or of a
+//! frame it never finishes is idle (or stalled) all the while. A peer that keeps sending what
+//! the node refuses is closed past a bound (`ronode_shards::refusals`).
+//!
+//! Draining (PROTOCOL.md 3.3): the session sends GOAWAY `draining` whose `last_corr_id` is the
+//! highest request it accepted, answers every accepted request (reading on while an accepted
+//! upload still sends its body), answers requests that arrive after the GOAWAY 503 `not_ready`,
+//! and closes once nothing is owed; at the drain deadline it closes anyway, counted.
 
 use super::gossip::{self, Reply};
 use super::objects::Outbox;
@@ -15,6 +24,7 @@ use super::tls_conn::TlsConn;
 use bytes::BytesMut;
 use glommio::net::TcpStream;
 use ronode_proto::control::{Control, GoAway, HelloReply, APP_CONTROL};
+use ronode_proto::error_body::ErrorBody;
 use ronode_proto::frame::{FrameEncoder, OutFrame};
 use ronode_proto::inbound::{Inbound, Received, Reject};
 use ronode_proto::limits::MAX_FRAME;
@@ -23,6 +33,7 @@ use ronode_proto::sequence::Role;
 use ronode_proto::{Flags, Kind, Reason};
 use ronode_shards::limiter::TokenBucket;
 use ronode_shards::objects::SessionId;
+use ronode_shards::refusals::RefusalWindow;
 use ronode_shards::shard_of;
 use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
@@ -45,8 +56,11 @@ pub enum End {
     Rejected(Reason),
     /// No complete request within the idle timeout.
     Idle,
-    /// The node is draining; GOAWAY was sent.
+    /// The node is draining; GOAWAY was sent, then what was accepted answered (or the drain
+    /// deadline passed).
     Drained,
+    /// Too many refused requests; GOAWAY `quota` was sent.
+    Shed,
     /// A socket or TLS error (the peer went away mid-frame, a reset, a failed handshake).
     Io,
     /// A peer session given to the shard that owns its NodeId.
@@ -131,6 +145,15 @@ struct Session {
     encoder: FrameEncoder,
     scratch: Vec<u8>,
     last_answered: u64,
+    /// The highest request id accepted (not refused on arrival): the GOAWAY of a drain.
+    last_accepted: u64,
+    /// GOAWAY `draining` was sent: new requests are refused, the session closes once it owes
+    /// nothing.
+    goaway_sent: bool,
+    /// The peer ended its input (EOF or TLS close_notify).
+    eof: bool,
+    /// Refusals within the current window; past the bound the session is shed.
+    refusals: RefusalWindow,
     /// `max_rps` with its burst: requests past it are answered 429 `quota`.
     bucket: TokenBucket,
     /// This session in the shard's objects plane, and the frames the plane has for it.
@@ -161,6 +184,10 @@ impl Session {
             encoder: FrameEncoder::new(max_frame),
             scratch: Vec::new(),
             last_answered: 0,
+            last_accepted: 0,
+            goaway_sent: false,
+            eof: false,
+            refusals: RefusalWindow::default(),
             bucket: TokenBucket::new(cfg.max_rps, cfg.burst, now_ms),
             id,
             outbox,
@@ -170,46 +197,52 @@ impl Session {
     }
 
     async fn run(&mut self, shard: &Shard) -> End {
-        let mut last_activity = Instant::now();
+        // The idle timer: whole frames either way (a subscriber receiving gossip is not idle).
+        let mut last_frame = Instant::now();
         loop {
             let now_ms = shard.now_ms();
             let mut progressed = false;
             loop {
-                match self.inbound.poll(&mut self.rbuf) {
-                    Ok(Some(rx)) => {
-                        progressed = true;
-                        let h = rx.frame.header;
-                        let kind = frame_kind(rx.frame.kind());
-                        shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
-                        if h.kind() == Some(Kind::Req) && rx.progress.begins() {
-                            // This request is already counted among the unanswered ones.
-                            let unanswered = self.inbound.tracker_mut().unanswered();
-                            if unanswered > shard.cfg.inflight as usize {
-                                let (app, corr) = (h.app_proto_id, h.corr_id);
-                                let message =
-                                    format!("more than {} requests unanswered", shard.cfg.inflight);
-                                let retry = shard.cfg.tick.as_millis() as u64;
-                                self.error(app, corr, Reason::Quota, &message, retry, shard);
-                                continue;
-                            }
-                            if let Err(retry_after_ms) = self.bucket.try_take(now_ms) {
-                                let (app, corr) = (h.app_proto_id, h.corr_id);
-                                self.error(
-                                    app,
-                                    corr,
-                                    Reason::Quota,
-                                    "over max_rps",
-                                    retry_after_ms,
-                                    shard,
-                                );
-                                continue;
-                            }
-                        }
-                        self.answer(rx, shard);
-                    }
+                let rx = match self.inbound.poll(&mut self.rbuf) {
+                    Ok(Some(rx)) => rx,
                     Ok(None) => break,
+                    Err(reject) if is_past_inflight(&reject) => {
+                        progressed = true;
+                        self.refuse_unregistered(&reject, shard);
+                        if self.refusals.refuse(now_ms) {
+                            return self.shed(shard).await;
+                        }
+                        continue;
+                    }
                     Err(reject) => return self.reject(reject, shard).await,
+                };
+                progressed = true;
+                let h = rx.frame.header;
+                let kind = frame_kind(rx.frame.kind());
+                shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
+                if h.kind() == Some(Kind::Req) && rx.progress.begins() {
+                    match self.admit(&h, now_ms, shard) {
+                        Admit::Accept => self.last_accepted = self.last_accepted.max(h.corr_id),
+                        Admit::Refused { counts } => {
+                            if counts && self.refusals.refuse(now_ms) {
+                                return self.shed(shard).await;
+                            }
+                            continue;
+                        }
+                    }
                 }
+                match self.answer(rx, shard) {
+                    Answered::Done => {}
+                    Answered::Refused => {
+                        if self.refusals.refuse(now_ms) {
+                            return self.shed(shard).await;
+                        }
+                    }
+                    Answered::Reject(reject) => return self.reject(reject, shard).await,
+                }
+            }
+            if progressed {
+                last_frame = Instant::now();
             }
             if let Some(reject) = self.read_timeout(progressed, shard) {
                 return self.reject(reject, shard).await;
@@ -223,20 +256,39 @@ impl Session {
                 sent = true;
             }
             if sent {
-                // Traffic either way keeps a session alive (a subscriber receiving gossip).
-                last_activity = Instant::now();
+                last_frame = Instant::now();
             }
             if let Err(end) = self.flush(shard).await {
                 return end;
             }
-            if shard.draining() {
-                self.goaway("draining", shard);
-                let _ = self.flush(shard).await;
-                return End::Drained;
+            let owed = self.inbound.tracker_mut().unanswered();
+            if let Some(deadline) = shard.drain_deadline() {
+                if !self.goaway_sent {
+                    self.goaway_sent = true;
+                    self.goaway("draining", self.last_accepted, shard);
+                    continue; // written at once, by the next turn's flush
+                }
+                if owed == 0 {
+                    let _ = self.tls.close().await;
+                    return End::Drained;
+                }
+                if Instant::now() >= deadline {
+                    // Cut: what is still owed is not answered (counted), nothing more is written.
+                    shard.stats_mut(|s| s.drain_cut());
+                    return End::Drained;
+                }
             }
-            if last_activity.elapsed() > shard.cfg.idle_timeout {
-                self.goaway("idle", shard);
+            if self.eof {
+                return match self.inbound.at_eof(&self.rbuf) {
+                    Ok(()) => End::Closed,
+                    // Input ended inside a frame: `truncated` at once, with its farewell.
+                    Err(reject) => self.reject(reject, shard).await,
+                };
+            }
+            if owed == 0 && last_frame.elapsed() > shard.cfg.idle_timeout {
+                self.goaway("idle", self.last_answered, shard);
                 let _ = self.flush(shard).await;
+                let _ = self.tls.close().await;
                 return End::Idle;
             }
             if !self.outbox.is_empty() {
@@ -244,20 +296,71 @@ impl Session {
                 continue;
             }
             match self.read().await {
-                Ok(Some(0)) => {
-                    return match self.inbound.at_eof(&self.rbuf) {
-                        Ok(()) => End::Closed,
-                        Err(reject) => {
-                            shard.stats_mut(|s| s.rejected(reject.reason));
-                            End::Rejected(reject.reason)
-                        }
-                    };
-                }
-                Ok(Some(_)) => last_activity = Instant::now(),
-                Ok(None) => {}
+                // The frames already buffered are taken first, then the end is looked at.
+                Ok(Some(0)) => self.eof = true,
+                Ok(_) => {}
                 Err(_) => return End::Io,
             }
         }
+    }
+
+    /// Whether a request that begins here is served, or refused on arrival (answered now):
+    /// during a drain, past `session.inflight_frames`, past `max_rps`.
+    fn admit(&mut self, h: &ronode_proto::frame::Header, now_ms: u64, shard: &Shard) -> Admit {
+        let (app, corr) = (h.app_proto_id, h.corr_id);
+        if self.goaway_sent {
+            let message = "the node is draining: send it on another session";
+            self.error(app, corr, Reason::NotReady, message, 0, shard);
+            return Admit::Refused { counts: false };
+        }
+        // This request is already counted among the unanswered ones.
+        let unanswered = self.inbound.tracker_mut().unanswered();
+        if unanswered > shard.cfg.inflight as usize {
+            let message = format!("more than {} requests unanswered", shard.cfg.inflight);
+            let retry = shard.cfg.tick.as_millis() as u64;
+            self.error(app, corr, Reason::Quota, &message, retry, shard);
+            return Admit::Refused { counts: true };
+        }
+        if let Err(retry_after_ms) = self.bucket.try_take(now_ms) {
+            self.error(
+                app,
+                corr,
+                Reason::Quota,
+                "over max_rps",
+                retry_after_ms,
+                shard,
+            );
+            return Admit::Refused { counts: true };
+        }
+        Admit::Accept
+    }
+
+    /// Answers 429 `quota` to a request past the 64 the protocol allows in flight, and only to
+    /// it: the requests accepted before are answered as usual. The sequence tracker never
+    /// registered it (its table is full), so the answer bypasses the tracker like a farewell.
+    fn refuse_unregistered(&mut self, reject: &Reject, shard: &Shard) {
+        let Some(h) = reject.header else { return };
+        shard.stats_mut(|s| s.rejected(reject.reason));
+        let retry = shard.cfg.tick.as_millis() as u64;
+        let body = ErrorBody::new(reject.reason, reject.detail.clone(), h.corr_id, retry);
+        let mut payload = Vec::new();
+        body.encode(h.app_proto_id, &mut payload);
+        let frame = OutFrame {
+            tenant_id: h.tenant_id,
+            ..OutFrame::response(h.app_proto_id, h.corr_id, reject.reason.status(), &payload)
+        };
+        if let Ok(n) = self.encoder.encode(&frame, &mut self.wbuf) {
+            shard.stats_mut(|s| s.frame(Dir::Out, FrameKind::Resp, n as u64));
+        }
+    }
+
+    /// Closes a session past the bound on refused requests: GOAWAY `quota`, counted.
+    async fn shed(&mut self, shard: &Shard) -> End {
+        shard.stats_mut(|s| s.session_shed());
+        self.goaway(Reason::Quota.label(), self.last_answered, shard);
+        let _ = self.flush(shard).await;
+        let _ = self.tls.close().await;
+        End::Shed
     }
 
     /// The read timeout: a peer in the middle of a request must complete a frame within
@@ -377,11 +480,11 @@ impl Session {
         }
     }
 
-    fn answer(&mut self, rx: Received, shard: &Shard) {
+    fn answer(&mut self, rx: Received, shard: &Shard) -> Answered {
         let h = rx.frame.header;
         if h.app_proto_id == APP_OBJECTS {
             shard.objects.handle_frame(self.id, rx, unix_now_s());
-            return;
+            return Answered::Done;
         }
         if h.app_proto_id == APP_GOSSIP {
             let me = (shard.id, self.id);
@@ -408,15 +511,16 @@ impl Session {
                     } else {
                         shard.stats_mut(|s| s.rejected(reason));
                     }
+                    return Answered::Refused;
                 }
             }
-            return;
+            return Answered::Done;
         }
         if h.app_proto_id != APP_CONTROL || h.flags.kind() != Some(Kind::Req) {
-            return;
+            return Answered::Done;
         }
         let Ok(msg) = Control::parse(&rx.frame.payload) else {
-            return;
+            return Answered::Done;
         };
         let reply = match msg {
             Control::Hello(hello) => {
@@ -428,21 +532,18 @@ impl Session {
                         self.encoder.set_max_frame(reply.max_frame);
                         Control::HelloReply(reply)
                     }
+                    // A reject like any of PROTOCOL.md 2.4: answered, then the session closes.
                     Err(reason) => {
-                        self.error(
-                            h.app_proto_id,
-                            h.corr_id,
+                        return Answered::Reject(Reject {
                             reason,
-                            "max_frame below 4096",
-                            0,
-                            shard,
-                        );
-                        return;
+                            header: Some(h),
+                            detail: "max_frame below 4096".to_owned(),
+                        })
                     }
                 }
             }
             Control::Ping(n) => Control::Pong(n),
-            _ => return,
+            _ => return Answered::Done,
         };
         self.scratch.clear();
         reply.write(&mut self.scratch);
@@ -455,6 +556,7 @@ impl Session {
             shard,
         );
         self.scratch = payload;
+        Answered::Done
     }
 
     /// Answers one request with an error; the session goes on.
@@ -478,10 +580,11 @@ impl Session {
         );
     }
 
-    fn goaway(&mut self, reason: &str, shard: &Shard) {
+    /// Queues a GOAWAY: this side answers requests up to `last_corr_id`, then closes.
+    fn goaway(&mut self, reason: &str, last_corr_id: u64, shard: &Shard) {
         let payload = Control::GoAway(GoAway {
             reason: reason.to_owned(),
-            last_corr_id: self.last_answered,
+            last_corr_id,
         })
         .to_vec();
         let frame = OutFrame {
@@ -503,6 +606,31 @@ impl Session {
         let _ = self.tls.close().await;
         End::Rejected(reject.reason)
     }
+}
+
+/// What a request that begins met on arrival.
+enum Admit {
+    Accept,
+    /// Answered with an error at once; `counts` towards the bound on refusals.
+    Refused {
+        counts: bool,
+    },
+}
+
+/// What answering a frame came to.
+enum Answered {
+    /// Answered, or handed to its plane.
+    Done,
+    /// Refused (answered with an error, or counted unanswered): counts towards the bound.
+    Refused,
+    /// A reject: the session closes with its farewell.
+    Reject(Reject),
+}
+
+/// A request past the 64 the sequence tracker holds (`quota`): refused alone, the session goes
+/// on. `quota` on any other frame (an EVENT asking an ACK) stays a reject that closes.
+fn is_past_inflight(reject: &Reject) -> bool {
+    reject.reason == Reason::Quota && reject.header.is_some_and(|h| h.kind() == Some(Kind::Req))
 }
 
 fn frame_kind(kind: Kind) -> FrameKind {

@@ -65,6 +65,8 @@ pub struct Shard {
     stats: RefCell<ShardStats>,
     board: Arc<StatsBoard>,
     draining: Arc<AtomicBool>,
+    /// When the drain must be over: set by the first look after the drain flag went up.
+    drain_deadline: Cell<Option<Instant>>,
     sessions: Cell<usize>,
     epoch: Instant,
     pub objects: Rc<Objects>,
@@ -91,6 +93,20 @@ impl Shard {
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the node runs; once it drains, the instant by which every session must
+    /// have closed (`drain_timeout` after this shard first noticed).
+    pub fn drain_deadline(&self) -> Option<Instant> {
+        if let Some(deadline) = self.drain_deadline.get() {
+            return Some(deadline);
+        }
+        if !self.draining() {
+            return None;
+        }
+        let deadline = Instant::now() + self.cfg.drain_timeout;
+        self.drain_deadline.set(Some(deadline));
+        Some(deadline)
     }
 
     /// Updates this shard's stats. Never held across an await.
@@ -295,6 +311,7 @@ pub async fn run(seed: ShardSeed) {
         stats: RefCell::new(ShardStats::new(seed.id)),
         board: seed.board,
         draining: seed.draining,
+        drain_deadline: Cell::new(None),
         sessions: Cell::new(0),
         epoch: Instant::now(),
         objects,
@@ -323,10 +340,25 @@ pub async fn run(seed: ShardSeed) {
     };
     accept_loop(&listener, &shard).await;
     drop(listener);
-    // Sessions see the flag within a tick and send GOAWAY; give them drain_timeout to finish.
-    let deadline = Instant::now() + shard.cfg.drain_timeout;
-    while shard.sessions.get() > 0 && Instant::now() < deadline {
+    // Sessions see the flag within a tick (the ticker wakes those waiting in a read), send
+    // GOAWAY, answer what they accepted and close; at the deadline they close themselves,
+    // counted. Links this shard dialled say GOAWAY too.
+    let deadline = shard
+        .drain_deadline()
+        .expect("the accept loop ends when the node drains");
+    shard.peers.drain_links();
+    let give_up = deadline + 2 * shard.cfg.tick;
+    while shard.sessions.get() > 0 && Instant::now() < give_up {
         glommio::timer::sleep(shard.cfg.tick).await;
+    }
+    // Sessions still open now are stuck in a write past the deadline: cut with the executor.
+    let stuck = shard.sessions.get();
+    if stuck > 0 {
+        eprintln!(
+            "shard {}: {stuck} session(s) still writing at the drain deadline, cut",
+            shard.id
+        );
+        shard.stats_mut(|s| (0..stuck).for_each(|_| s.drain_cut()));
     }
     shard.publish(u64::MAX);
     drop(ticker);

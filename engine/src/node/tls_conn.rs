@@ -111,10 +111,22 @@ impl TlsConn {
                 let written = self.write_pending().await;
                 absorbed?;
                 written?;
+                // close_notify ends the peer's input as EOF does (it may still read): said at
+                // once, not when the socket closes. The plaintext before it is in `out`.
+                if self.peer_closed() {
+                    return Ok(Some(0));
+                }
                 Ok(Some(n))
             }
             Some(Err(e)) => Err(e),
         }
+    }
+
+    /// Whether the peer sent close_notify.
+    fn peer_closed(&mut self) -> bool {
+        self.conn
+            .process_new_packets()
+            .is_ok_and(|state| state.peer_has_closed())
     }
 
     /// Moves the plaintext rustls holds into `out`, growing it by exactly that much (bytes a
