@@ -7,6 +7,10 @@
 //! its idle timeout and its read timeout without a timer of its own. While the session has
 //! output queued it does not read: a peer that does not read its answers stops being served new
 //! requests, and one that stalls a write past `write_timeout` is closed.
+//!
+//! Memory: buffers grow with what a session does and are given back when it goes idle (a shard
+//! tick passes with nothing read, queued or buffered), so an idle session holds its TLS and
+//! protocol state only. A busy one keeps them from turn to turn: no allocation per request.
 
 use super::gossip::{self, Reply};
 use super::objects::Outbox;
@@ -113,6 +117,7 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     let mut session = Session::new(tls, &shard.cfg, shard.now_ms(), id, outbox);
     session.peer = peer;
     let end = session.run(shard).await;
+    session.release_buffers(shard);
     shard.objects.close_session(id);
     shard.gossip.session_closed((shard.id, id));
     shard.stats_mut(|s| s.session_closed());
@@ -140,6 +145,8 @@ struct Session {
     stalled_since: Option<Instant>,
     /// The NodeId of a peer session; `None` for a client.
     peer: Option<ronode_proto::id::NodeId>,
+    /// The buffer bytes this session last counted in the shard's `session_buffer_bytes`.
+    buffer_bytes: usize,
 }
 
 impl Session {
@@ -153,8 +160,9 @@ impl Session {
         let max_frame = cfg.max_frame;
         Session {
             tls,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            wbuf: Vec::with_capacity(WRITE_BATCH),
+            // Both grow with what the session does (see the module docs).
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
             shared: Vec::new(),
             shared_bytes: 0,
             inbound: Inbound::new(Role::Acceptor, max_frame, super::shard::SERVED_APPS),
@@ -166,6 +174,7 @@ impl Session {
             outbox,
             stalled_since: None,
             peer: None,
+            buffer_bytes: 0,
         }
     }
 
@@ -243,6 +252,7 @@ impl Session {
                 // More to send: write it before taking new requests.
                 continue;
             }
+            self.count_buffers(shard);
             match self.read().await {
                 Ok(Some(0)) => {
                     return match self.inbound.at_eof(&self.rbuf) {
@@ -254,9 +264,41 @@ impl Session {
                     };
                 }
                 Ok(Some(_)) => last_activity = Instant::now(),
-                Ok(None) => {}
+                // Woken with nothing read: by the shard's tick, or with frames to send.
+                Ok(None) => {
+                    if self.outbox.is_empty() && self.rbuf.is_empty() && self.wbuf.is_empty() {
+                        self.release_buffers(shard);
+                    }
+                }
                 Err(_) => return End::Io,
             }
+        }
+    }
+
+    /// Gives every buffer back (nothing may be buffered: an idle session, or one that ended).
+    /// A busy session wakes with something read or queued and keeps its buffers; one woken by
+    /// the tick with nothing to do releases them, so a session that is busy now and then pays
+    /// for growing them again at most once a tick.
+    fn release_buffers(&mut self, shard: &Shard) {
+        self.rbuf = BytesMut::new();
+        self.wbuf = Vec::new();
+        self.shared = Vec::new();
+        self.scratch = Vec::new();
+        self.tls.release_buffers();
+        self.inbound.release_buffers();
+        self.count_buffers(shard);
+    }
+
+    /// Brings this session's share of the shard's `session_buffer_bytes` up to date.
+    fn count_buffers(&mut self, shard: &Shard) {
+        let now = self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.scratch.capacity()
+            + self.shared.capacity() * std::mem::size_of::<(usize, bytes::Bytes)>()
+            + self.tls.buffer_bytes();
+        if now != self.buffer_bytes {
+            let before = std::mem::replace(&mut self.buffer_bytes, now);
+            shard.stats_mut(|s| s.session_buffers(before, now));
         }
     }
 
