@@ -127,10 +127,7 @@ impl Shard {
         let handoff = match handoff::detach(tls) {
             handoff::Detached::Ready(h) => h,
             handoff::Detached::Kept(tls, e) => {
-                eprintln!(
-                    "shard {}: cannot hand a session to shard {owner}: {e}",
-                    self.id
-                );
+                tracing::warn!(shard = %self.id, "cannot hand a session to shard {owner}: {e}");
                 return Some(tls);
             }
         };
@@ -242,7 +239,7 @@ pub async fn run(seed: ShardSeed) {
     let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys.clone()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("shard {}: objects configuration: {e}", seed.id);
+            tracing::error!(shard = %seed.id, "objects configuration: {e}");
             return;
         }
     };
@@ -280,7 +277,7 @@ pub async fn run(seed: ShardSeed) {
     ) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("shard {}: gossip configuration: {e}", seed.id);
+            tracing::error!(shard = %seed.id, "gossip configuration: {e}");
             return;
         }
     };
@@ -366,7 +363,7 @@ async fn accept_loop(listener: &TcpListener, shard: &Rc<Shard>) {
             Some(Ok(stream)) => stream,
             Some(Err(e)) => {
                 // Out of fds and the like: back off a tick rather than spin.
-                eprintln!("shard {}: accept failed: {e}", shard.id);
+                tracing::warn!(shard = %shard.id, "accept failed: {e}");
                 glommio::timer::sleep(shard.cfg.tick).await;
                 continue;
             }

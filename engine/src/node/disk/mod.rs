@@ -351,7 +351,7 @@ impl DiskStore {
         if self.index.borrow_mut().remove(addr) {
             self.quarantined.set(self.quarantined.get() + 1);
             if let Err(e) = moved {
-                eprintln!("shard {}: quarantining {addr}: {e}", self.shard);
+                tracing::error!(shard = %self.shard, %addr, "quarantining: {e}");
             }
         }
         StoreError::Corrupt(*addr)
