@@ -9,6 +9,7 @@ mod fetch;
 mod gossip;
 mod guard;
 mod handoff;
+mod heap;
 mod mesh;
 mod objects;
 mod peer_link;

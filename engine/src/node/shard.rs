@@ -74,6 +74,8 @@ pub struct Shard {
     handoffs: RefCell<Vec<Option<Rc<ConnectedSender<Handoff>>>>>,
     /// What has been copied into `stats` from the objects runtime's own counters.
     reported: RefCell<Reported>,
+    /// Returns freed memory to the system after a burst of sessions ended.
+    heap: super::heap::HeapTrim,
 }
 
 #[derive(Default)]
@@ -304,6 +306,7 @@ pub async fn run(seed: ShardSeed) {
         epoch: Instant::now(),
         objects,
         reported: RefCell::new(Reported::default()),
+        heap: super::heap::HeapTrim::default(),
         cfg: seed.cfg,
     });
     for rx in seed.handoff_in {
@@ -345,6 +348,13 @@ async fn tick(shard: Rc<Shard>) {
         shard.objects.wake_sessions();
         shard.objects.handle_fetch_timeout();
         shard.gossip.tick();
+        let held = {
+            let stats = shard.stats.borrow();
+            let c = stats.counters();
+            c.session_buffer_bytes()
+                + c.overlay_sessions_active() * super::heap::SESSION_STATE_BYTES
+        };
+        shard.heap.tick(held);
         shard.publish(shard.now_ms());
     }
 }
