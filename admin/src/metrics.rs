@@ -31,6 +31,7 @@
 //! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
 //! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
 //! | `gossip_messages_total` | counter | `event` (every [`GossipEvent`]), `shard`: the gossip plane |
+//! | `session_buffer_bytes` | gauge | `shard`: bytes the shard's sessions hold in buffers (0 when all idle) |
 //! | `readyz_state` | gauge | none: 1 when `/readyz` answers 200, else 0 |
 
 use std::fmt;
@@ -380,6 +381,14 @@ impl Collector for BoardCollector {
                     .map(move |e| ([("event", e.label()), ("shard", s)], c.gossip(e)))
             }),
         )?;
+        family(
+            &mut enc,
+            "session_buffer_bytes",
+            "Bytes the shard's sessions hold in read, write and ciphertext buffers; idle \
+             sessions hold none.",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.session_buffer_bytes())),
+        )?;
         enc.encode_descriptor(
             "readyz_state",
             "1 when /readyz answers 200, else 0.",
@@ -428,10 +437,11 @@ mod tests {
             "overlay_dial_failures_total{reason=\"mismatch\",shard=\"1\"} 0\n",
             "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
             "gossip_messages_total{event=\"budget_shed\",shard=\"1\"} 0\n",
+            "session_buffer_bytes{shard=\"0\"} 0\n",
         ] {
             assert!(text.contains(line), "{line}");
         }
-        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 series per shard, plus
+        // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 series per shard, plus
         // store_disk_full_total (1), plus readyz_state; the histogram writes sum, count and one
         // line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();

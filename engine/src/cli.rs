@@ -16,8 +16,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node (OAP/1 over TLS 1.3 on --listen, admin HTTP on --admin) until SIGINT or
-    /// SIGTERM, then drain and exit 0.
-    Run(NodeArgs),
+    /// SIGTERM, then drain and exit 0. Logs go to stderr, filtered by RONODE_LOG (e.g. `info`,
+    /// `warn,ronode::node::peers=debug`; default `info`).
+    Run(RunArgs),
     /// Store a file on a node; prints its `b3:` address as the last line.
     Put(PutArgs),
     /// Fetch an object by address, verify its digest, write it to stdout or -o FILE.
@@ -208,6 +209,22 @@ pub enum ConfigCommand {
     Show(NodeArgs),
     /// Print every knob with its environment variable, default and safe range (tuning/KNOBS.md).
     Knobs,
+}
+
+/// `ronode run`: the node's configuration, and how it logs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Log lines on stderr as text or as one JSON object per line (filter: RONODE_LOG).
+    #[arg(
+        long,
+        env = "RONODE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The node's configuration flags; they override every other layer. No `env` here: the

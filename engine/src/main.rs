@@ -6,6 +6,7 @@ mod config;
 mod init;
 mod inspect;
 mod keystore;
+mod logging;
 mod node;
 mod put_cmd;
 
@@ -100,20 +101,21 @@ fn main() -> ExitCode {
 }
 
 /// `ronode run`: a configuration error exits 2, a start-up failure 1, a drained node 0.
-fn run(args: &cli::NodeArgs) -> ExitCode {
+fn run(args: &cli::RunArgs) -> ExitCode {
+    logging::init(args.log_format);
     let cfg = match config::process_env()
-        .and_then(|env| config::NodeConfig::load(&args.overrides(), &env))
+        .and_then(|env| config::NodeConfig::load(&args.node.overrides(), &env))
     {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("configuration: {e}");
             return ExitCode::from(2);
         }
     };
     match node::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(1)
         }
     }

@@ -211,6 +211,14 @@ impl FrameDecoder {
         self.max_frame
     }
 
+    /// Gives back what decompressing took (the zstd context, about 100 KiB, and its output
+    /// buffer, up to `max_frame`): for a session gone idle. The next compressed frame makes
+    /// them again.
+    pub fn release_buffers(&mut self) {
+        self.inflater = None;
+        self.scratch = Vec::new();
+    }
+
     /// Checks the header at the front of `buf` if 38 bytes are there: `Ok(Some(len))` tells the
     /// caller how many bytes the whole frame needs, so it can size its next read.
     pub fn peek_header(&self, buf: &[u8]) -> Result<Option<Header>, FrameError> {

@@ -167,6 +167,11 @@ impl Inbound {
         self.decoder.set_max_frame(max_frame);
     }
 
+    /// Gives back the decoder's decompression memory (see [`FrameDecoder::release_buffers`]).
+    pub fn release_buffers(&mut self) {
+        self.decoder.release_buffers();
+    }
+
     /// The sequence tracker, for recording the frames this side sends.
     pub fn tracker_mut(&mut self) -> &mut SequenceTracker {
         &mut self.tracker

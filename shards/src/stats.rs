@@ -255,6 +255,7 @@ pub struct Counters {
     gossip: [u64; GossipEvent::ALL.len()],
     drain_cut: u64,
     sessions_shed: u64,
+    session_buffer_bytes: u64,
 }
 
 impl Default for Counters {
@@ -274,6 +275,7 @@ impl Default for Counters {
             gossip: [0; GossipEvent::ALL.len()],
             drain_cut: 0,
             sessions_shed: 0,
+            session_buffer_bytes: 0,
         }
     }
 }
@@ -347,6 +349,12 @@ impl Counters {
     /// `sessions_shed_total`: sessions closed for collecting too many refused requests.
     pub fn sessions_shed(&self) -> u64 {
         self.sessions_shed
+    }
+
+    /// `session_buffer_bytes` (a gauge): what the shard's sessions hold in read, write and
+    /// ciphertext buffers (0 when every session is idle).
+    pub fn session_buffer_bytes(&self) -> u64 {
+        self.session_buffer_bytes
     }
 }
 
@@ -567,6 +575,13 @@ impl ShardStats {
     /// What the shard's gossip plane counted, by [`GossipEvent`] (the plane keeps the counts).
     pub fn set_gossip(&mut self, counts: [u64; GossipEvent::ALL.len()]) {
         self.counters.gossip = counts;
+    }
+
+    /// A session's buffers went from `before` bytes to `now` (each session reports its own
+    /// changes, so the gauge is their sum).
+    pub fn session_buffers(&mut self, before: usize, now: usize) {
+        let g = &mut self.counters.session_buffer_bytes;
+        *g = g.saturating_add(now as u64).saturating_sub(before as u64);
     }
 
     /// What the shard's object store holds and has quarantined (the store keeps the counts).
@@ -799,6 +814,12 @@ mod tests {
         assert_eq!(s.latency().sum_us(), 250);
         s.set_sessions_active(5);
         assert_eq!(s.counters().overlay_sessions_active(), 5);
+        s.session_buffers(0, 4096);
+        s.session_buffers(0, 100);
+        s.session_buffers(4096, 1000);
+        assert_eq!(s.counters().session_buffer_bytes(), 1100);
+        s.session_buffers(1100, 0);
+        assert_eq!(s.counters().session_buffer_bytes(), 0);
     }
 
     #[test]

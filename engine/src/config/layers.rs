@@ -11,7 +11,12 @@ use std::path::Path;
 use toml::{Table, Value};
 
 /// `RONODE_*` variables that belong to the CLI, not to the configuration.
-pub const NOT_CONFIG_VARS: &[&str] = &["RONODE_CAP", "RONODE_LOG", "RONODE_BLESS_DOCS"];
+pub const NOT_CONFIG_VARS: &[&str] = &[
+    "RONODE_CAP",
+    "RONODE_LOG",
+    "RONODE_LOG_FORMAT",
+    "RONODE_BLESS_DOCS",
+];
 /// Selects the profile, as `--profile` does (the flag wins).
 pub const PROFILE_VAR: &str = "RONODE_PROFILE";
 /// Names the configuration file, as `--config` does (the flag wins).

@@ -9,6 +9,7 @@ mod fetch;
 mod gossip;
 mod guard;
 mod handoff;
+mod heap;
 mod mesh;
 mod objects;
 mod peer_link;
@@ -176,7 +177,7 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
     );
 
     signals.wait();
-    eprintln!(
+    tracing::info!(
         "draining: readiness off, GOAWAY to every session, up to {} ms",
         cfg.drain_timeout_ms
     );
@@ -184,13 +185,13 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
     draining.store(true, Ordering::SeqCst);
     for handle in executors {
         if let Err(e) = handle.join() {
-            eprintln!("a shard ended with an error: {e}");
+            tracing::error!("a shard ended with an error: {e}");
         }
     }
     if let Err(e) = admin.shutdown() {
-        eprintln!("admin thread: {e}");
+        tracing::error!("admin thread: {e}");
     }
-    eprintln!("drained; bye");
+    tracing::info!("drained; bye");
     Ok(())
 }
 
@@ -328,7 +329,7 @@ fn store_seed(cfg: &NodeConfig, shards: u16) -> Result<StoreSeed> {
             let torn = disk::layout::prepare(&objects_dir)
                 .with_context(|| format!("object store {}", objects_dir.display()))?;
             if torn > 0 {
-                eprintln!("object store: deleted {torn} upload(s) torn by the last exit");
+                tracing::warn!("object store: deleted {torn} upload(s) torn by the last exit");
             }
             StoreSeed::Disk {
                 objects_dir,

@@ -279,17 +279,15 @@ async fn keep(peers: Rc<Peers>, spec: PeerSpec) {
                 .next_dial_ms(&spec.id)
                 .unwrap_or(now)
                 .saturating_sub(now);
-            eprintln!(
-                "peer {}#{}: dial failed ({}); next try in {} ms",
-                spec.addr,
-                spec.id,
+            tracing::warn!(
+                peer = %format_args!("{}#{}", spec.addr, spec.id),
+                "peer dial failed ({}); next try in {next} ms",
                 why.label(),
-                next
             );
             return;
         }
     };
-    eprintln!("peer {}#{} up", spec.addr, spec.id);
+    tracing::info!(peer = %format_args!("{}#{}", spec.addr, spec.id), "peer up");
     peers.set.borrow_mut().handle_up(&spec.id);
     let link = Rc::new(Link::new());
     peers.links.borrow_mut().insert(spec.id, link.clone());
@@ -300,7 +298,7 @@ async fn keep(peers: Rc<Peers>, spec: PeerSpec) {
     peers.announce();
     let now = peers.now_ms();
     peers.set.borrow_mut().handle_down(&spec.id, now);
-    eprintln!("peer {}#{} down: {end}", spec.addr, spec.id);
+    tracing::info!(peer = %format_args!("{}#{}", spec.addr, spec.id), "peer down: {end}");
 }
 
 /// Serves one incoming peer-mesh channel until its sender goes away.

@@ -16,6 +16,10 @@
 //! highest request it accepted, answers every accepted request (reading on while an accepted
 //! upload still sends its body), answers requests that arrive after the GOAWAY 503 `not_ready`,
 //! and closes once nothing is owed; at the drain deadline it closes anyway, counted.
+//!
+//! Memory: buffers grow with what a session does and are given back when it goes idle (a shard
+//! tick passes with nothing read, queued or buffered), so an idle session holds its TLS and
+//! protocol state only. A busy one keeps them from turn to turn: no allocation per request.
 
 use super::gossip::{self, Reply};
 use super::objects::Outbox;
@@ -127,6 +131,7 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     let mut session = Session::new(tls, &shard.cfg, shard.now_ms(), id, outbox);
     session.peer = peer;
     let end = session.run(shard).await;
+    session.release_buffers(shard);
     shard.objects.close_session(id);
     shard.gossip.session_closed((shard.id, id));
     shard.stats_mut(|s| s.session_closed());
@@ -163,6 +168,8 @@ struct Session {
     stalled_since: Option<Instant>,
     /// The NodeId of a peer session; `None` for a client.
     peer: Option<ronode_proto::id::NodeId>,
+    /// The buffer bytes this session last counted in the shard's `session_buffer_bytes`.
+    buffer_bytes: usize,
 }
 
 impl Session {
@@ -176,8 +183,9 @@ impl Session {
         let max_frame = cfg.max_frame;
         Session {
             tls,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            wbuf: Vec::with_capacity(WRITE_BATCH),
+            // Both grow with what the session does (see the module docs).
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
             shared: Vec::new(),
             shared_bytes: 0,
             inbound: Inbound::new(Role::Acceptor, max_frame, super::shard::SERVED_APPS),
@@ -193,6 +201,7 @@ impl Session {
             outbox,
             stalled_since: None,
             peer: None,
+            buffer_bytes: 0,
         }
     }
 
@@ -295,10 +304,17 @@ impl Session {
                 // More to send: write it before taking new requests.
                 continue;
             }
+            self.count_buffers(shard);
             match self.read().await {
                 // The frames already buffered are taken first, then the end is looked at.
                 Ok(Some(0)) => self.eof = true,
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                // Woken with nothing read: by the shard's tick, or with frames to send.
+                Ok(None) => {
+                    if self.outbox.is_empty() && self.rbuf.is_empty() && self.wbuf.is_empty() {
+                        self.release_buffers(shard);
+                    }
+                }
                 Err(_) => return End::Io,
             }
         }
@@ -361,6 +377,33 @@ impl Session {
         let _ = self.flush(shard).await;
         let _ = self.tls.close().await;
         End::Shed
+    }
+
+    /// Gives every buffer back (nothing may be buffered: an idle session, or one that ended).
+    /// A busy session wakes with something read or queued and keeps its buffers; one woken by
+    /// the tick with nothing to do releases them, so a session that is busy now and then pays
+    /// for growing them again at most once a tick.
+    fn release_buffers(&mut self, shard: &Shard) {
+        self.rbuf = BytesMut::new();
+        self.wbuf = Vec::new();
+        self.shared = Vec::new();
+        self.scratch = Vec::new();
+        self.tls.release_buffers();
+        self.inbound.release_buffers();
+        self.count_buffers(shard);
+    }
+
+    /// Brings this session's share of the shard's `session_buffer_bytes` up to date.
+    fn count_buffers(&mut self, shard: &Shard) {
+        let now = self.rbuf.capacity()
+            + self.wbuf.capacity()
+            + self.scratch.capacity()
+            + self.shared.capacity() * std::mem::size_of::<(usize, bytes::Bytes)>()
+            + self.tls.buffer_bytes();
+        if now != self.buffer_bytes {
+            let before = std::mem::replace(&mut self.buffer_bytes, now);
+            shard.stats_mut(|s| s.session_buffers(before, now));
+        }
     }
 
     /// The read timeout: a peer in the middle of a request must complete a frame within

@@ -76,6 +76,8 @@ pub struct Shard {
     handoffs: RefCell<Vec<Option<Rc<ConnectedSender<Handoff>>>>>,
     /// What has been copied into `stats` from the objects runtime's own counters.
     reported: RefCell<Reported>,
+    /// Returns freed memory to the system after a burst of sessions ended.
+    heap: super::heap::HeapTrim,
 }
 
 #[derive(Default)]
@@ -143,10 +145,7 @@ impl Shard {
         let handoff = match handoff::detach(tls) {
             handoff::Detached::Ready(h) => h,
             handoff::Detached::Kept(tls, e) => {
-                eprintln!(
-                    "shard {}: cannot hand a session to shard {owner}: {e}",
-                    self.id
-                );
+                tracing::warn!(shard = %self.id, "cannot hand a session to shard {owner}: {e}");
                 return Some(tls);
             }
         };
@@ -250,7 +249,7 @@ pub async fn run(seed: ShardSeed) {
     let plane = match ObjectsPlane::new(seed.id, seed.objects, seed.cap_keys.clone()) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("shard {}: objects configuration: {e}", seed.id);
+            tracing::error!(shard = %seed.id, "objects configuration: {e}");
             return;
         }
     };
@@ -288,7 +287,7 @@ pub async fn run(seed: ShardSeed) {
     ) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("shard {}: gossip configuration: {e}", seed.id);
+            tracing::error!(shard = %seed.id, "gossip configuration: {e}");
             return;
         }
     };
@@ -316,6 +315,7 @@ pub async fn run(seed: ShardSeed) {
         epoch: Instant::now(),
         objects,
         reported: RefCell::new(Reported::default()),
+        heap: super::heap::HeapTrim::default(),
         cfg: seed.cfg,
     });
     for rx in seed.handoff_in {
@@ -354,10 +354,7 @@ pub async fn run(seed: ShardSeed) {
     // Sessions still open now are stuck in a write past the deadline: cut with the executor.
     let stuck = shard.sessions.get();
     if stuck > 0 {
-        eprintln!(
-            "shard {}: {stuck} session(s) still writing at the drain deadline, cut",
-            shard.id
-        );
+        tracing::warn!(shard = %shard.id, stuck, "sessions still writing at the drain deadline, cut");
         shard.stats_mut(|s| (0..stuck).for_each(|_| s.drain_cut()));
     }
     shard.publish(u64::MAX);
@@ -372,6 +369,13 @@ async fn tick(shard: Rc<Shard>) {
         shard.objects.wake_sessions();
         shard.objects.handle_fetch_timeout();
         shard.gossip.tick();
+        let held = {
+            let stats = shard.stats.borrow();
+            let c = stats.counters();
+            c.session_buffer_bytes()
+                + c.overlay_sessions_active() * super::heap::SESSION_STATE_BYTES
+        };
+        shard.heap.tick(held);
         shard.publish(shard.now_ms());
     }
 }
@@ -399,7 +403,7 @@ async fn accept_loop(listener: &TcpListener, shard: &Rc<Shard>) {
             Some(Ok(stream)) => stream,
             Some(Err(e)) => {
                 // Out of fds and the like: back off a tick rather than spin.
-                eprintln!("shard {}: accept failed: {e}", shard.id);
+                tracing::warn!(shard = %shard.id, "accept failed: {e}");
                 glommio::timer::sleep(shard.cfg.tick).await;
                 continue;
             }

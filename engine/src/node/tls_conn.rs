@@ -2,34 +2,56 @@
 //! a glommio `TcpStream`.
 //!
 //! The handshake runs through `futures_rustls`; the session then takes the socket and the
-//! rustls connection apart ([`TlsConn::new`]) and drives them itself, for two reasons:
+//! rustls connection apart ([`TlsConn::new`]) and drives them itself, for three reasons:
 //! - a session can be handed to another shard: the parts are what crosses (the socket as a
 //!   duplicated fd, the connection state (`Send`) as it is, with any bytes it already read);
 //! - the receive path decrypts straight into the session's frame buffer (no intermediate copy),
 //!   and the send path turns a whole write buffer into TLS records and writes them with one
-//!   socket write.
+//!   socket write;
+//! - an idle connection holds no buffer of its own: ciphertext is read into one buffer per
+//!   shard thread ([`RX_SCRATCH`]) and handed to rustls within the same poll, so a connection
+//!   waiting in a read owns nothing but its TLS state ([`TlsConn::release_buffers`] gives the
+//!   rest back).
 //!
 //! Reads are cancel-safe: glommio keeps a read in progress on the stream, not in the future, and
 //! ciphertext is handed to rustls only once a read completed.
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWriteExt};
 use glommio::net::TcpStream;
 use rustls::Connection;
+use std::cell::RefCell;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
 /// Ciphertext asked of the socket per read: a few TLS records.
 const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// Where every connection of this shard thread reads ciphertext into. One suffices: a read
+    /// lands here and is handed to rustls within the poll that made it (nothing stays here
+    /// across an await), and a shard runs one task at a time. Sessions then cost no receive
+    /// buffer while they wait, which is most of their life.
+    static RX_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
 
 /// See the module docs.
 pub struct TlsConn {
     io: TcpStream,
     /// Boxed: a session moves as a value (between tasks and shards), the state is a kilobyte.
     conn: Box<Connection>,
-    /// Ciphertext read from the socket.
-    rx: Box<[u8]>,
-    /// Ciphertext ready to be written.
+    /// Ciphertext ready to be written; grows while the connection is busy, released when idle.
     tx: Vec<u8>,
+}
+
+/// A reader that has nothing yet: lets rustls shrink its receive buffer without reading.
+struct NothingYet;
+
+impl io::Read for NothingYet {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }
 
 impl TlsConn {
@@ -39,9 +61,23 @@ impl TlsConn {
         TlsConn {
             io,
             conn,
-            rx: vec![0; READ_CHUNK].into_boxed_slice(),
             tx: Vec::new(),
         }
+    }
+
+    /// Gives back the memory an idle connection need not hold: the ciphertext write buffer, and
+    /// rustls' receive buffer down to its floor (rustls shrinks it when it is asked to read
+    /// with nothing partial in it; the read finds nothing and changes nothing else). Call it
+    /// only between writes; the next read or write grows what it needs again.
+    pub fn release_buffers(&mut self) {
+        self.tx = Vec::new();
+        // WouldBlock, or "buffer full" when plaintext is waiting: either way nothing was read.
+        let _ = self.conn.read_tls(&mut NothingYet);
+    }
+
+    /// Bytes of buffer this connection holds outside rustls (for `session_buffer_bytes`).
+    pub fn buffer_bytes(&self) -> usize {
+        self.tx.capacity()
     }
 
     pub fn socket(&self) -> &TcpStream {
@@ -65,23 +101,20 @@ impl TlsConn {
         (self.io, self.conn)
     }
 
-    /// Reads ciphertext from the socket: the byte count to hand to [`TlsConn::absorb`], 0 when
-    /// the peer closed. Cancel-safe (nothing is consumed until a read completes).
-    pub async fn recv(&mut self) -> io::Result<usize> {
-        self.io.read(&mut self.rx).await
-    }
-
-    /// Decrypts the `n` bytes [`TlsConn::recv`] read and appends the plaintext to `out`; how
-    /// many plaintext bytes that was. On a TLS error rustls has queued an alert: send it with
-    /// [`TlsConn::write_pending`] before closing.
-    pub fn absorb(&mut self, n: usize, out: &mut BytesMut) -> io::Result<usize> {
-        let mut ciphertext = &self.rx[..n];
-        let mut got = 0;
-        while !ciphertext.is_empty() {
-            self.conn.read_tls(&mut ciphertext)?;
-            got += move_plaintext(&mut self.conn, out)?;
-        }
-        Ok(got)
+    /// Waits for ciphertext, reads it into the shard's scratch buffer and hands it to rustls in
+    /// the same poll, decrypting into `out`: the ciphertext byte count (0 when the peer closed)
+    /// and how decrypting went. On a TLS error rustls has queued an alert: send it with
+    /// [`TlsConn::write_pending`] before closing. Cancel-safe: nothing is consumed until a read
+    /// completes, and a completed read is absorbed before the poll returns.
+    async fn recv_into(&mut self, out: &mut BytesMut) -> io::Result<(usize, io::Result<usize>)> {
+        futures_lite::future::poll_fn(|cx| {
+            RX_SCRATCH.with_borrow_mut(|rx| match Pin::new(&mut self.io).poll_read(cx, rx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok((n, absorb(&mut self.conn, &rx[..n], out)))),
+            })
+        })
+        .await
     }
 
     /// Appends what the peer sent to `out`, waiting until `wake` completes at the latest (the
@@ -97,16 +130,15 @@ impl TlsConn {
         if held > 0 {
             return Ok(Some(held));
         }
-        let res = futures_lite::future::or(async { Some(self.recv().await) }, async {
+        let res = futures_lite::future::or(async { Some(self.recv_into(out).await) }, async {
             wake.await;
             None
         })
         .await;
         match res {
             None => Ok(None),
-            Some(Ok(0)) => Ok(Some(0)),
-            Some(Ok(n)) => {
-                let absorbed = self.absorb(n, out);
+            Some(Ok((0, _))) => Ok(Some(0)),
+            Some(Ok((n, absorbed))) => {
                 // Alerts on failure; answers to key updates and the like on success.
                 let written = self.write_pending().await;
                 absorbed?;
@@ -172,6 +204,17 @@ impl TlsConn {
         self.write_pending().await?;
         self.io.flush().await
     }
+}
+
+/// Hands `ciphertext` to rustls and appends the plaintext it yields to `out`: how many
+/// plaintext bytes that was.
+fn absorb(conn: &mut Connection, mut ciphertext: &[u8], out: &mut BytesMut) -> io::Result<usize> {
+    let mut got = 0;
+    while !ciphertext.is_empty() {
+        conn.read_tls(&mut ciphertext)?;
+        got += move_plaintext(conn, out)?;
+    }
+    Ok(got)
 }
 
 /// See [`TlsConn::take_plaintext`].

@@ -126,13 +126,13 @@ impl DiskStore {
         let name = hex::encode(addr.as_bytes());
         let from = layout::object_path(&self.root, addr);
         if let Err(e) = std::fs::rename(&from, layout::quarantine_path(&self.root, &name)) {
-            eprintln!("shard {}: quarantining {addr}: {e}", self.shard);
+            tracing::error!(shard = %self.shard, %addr, "quarantining: {e}");
         }
         index.remove(addr);
         self.outboards.borrow_mut().remove(addr);
         self.cache.borrow_mut().remove(addr);
         self.quarantined.set(self.quarantined.get() + 1);
-        eprintln!("shard {}: quarantined {addr}: {why}", self.shard);
+        tracing::warn!(shard = %self.shard, %addr, "quarantined: {why}");
         StoreError::Corrupt(*addr)
     }
 
