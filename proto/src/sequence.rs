@@ -1,4 +1,4 @@
-//! Message streams and request/response pairing (WIRE.md section 2, "Kinds and sequences"),
+//! Message streams and request/response pairing (PROTOCOL.md section 2, "Kinds and sequences"),
 //! tracked per direction, kind and corr_id.
 //!
 //! One [`SequenceTracker`] lives in each session. Feed it every frame received
