@@ -1,4 +1,4 @@
-//! `/metrics`: the shards' published statistics as OpenMetrics text (WIRE.md section 7).
+//! `/metrics`: the shards' published statistics as OpenMetrics text (the admin plane; README.md).
 //!
 //! A [`prometheus_client`] registry holds one [`Collector`] that reads the [`StatsBoard`] at
 //! scrape time: shards count into their own [`ShardStats`](ronode_shards::stats::ShardStats)

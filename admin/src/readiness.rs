@@ -1,4 +1,4 @@
-//! `/readyz` (WIRE.md section 7): 200 only when every plane the node runs is ready, with a JSON
+//! `/readyz` (the admin plane; README.md): 200 only when every plane the node runs is ready, with a JSON
 //! body naming each plane's state and, on 503, what is missing.
 //!
 //! [`Readiness`] is the node's shared view: the engine flips each plane's flag as the plane comes

@@ -100,7 +100,7 @@ impl Client {
     }
 
     /// Stores `bytes` under their BLAKE3 address: a START frame with the `put` request and
-    /// `cap` (a capability token, WIRE.md section 4), the body in
+    /// `cap` (a capability token, PROTOCOL.md section 10), the body in
     /// [`ClientOptions::chunk_bytes`] frames, END. The node may answer before the body is sent
     /// (401, 403, 413, ...): when that answer arrives while body frames remain, the client stops
     /// sending and returns it, and the session, which holds an unfinished stream, is ended

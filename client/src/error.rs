@@ -1,4 +1,4 @@
-//! Typed errors for SDK users, built from the wire's labels (WIRE.md sections 2 and 5):
+//! Typed errors for SDK users, built from the wire's labels (PROTOCOL.md sections 2.4 and 4):
 //! [`NodeError`] is what a node answered, [`ClientError`] what a call of either client returns.
 
 use std::io;

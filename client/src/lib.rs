@@ -1,6 +1,6 @@
 //! `ronode-client`: the Rust SDK that applications embed to talk to ronode nodes.
 //!
-//! It speaks OAP/1 (`../shared/spec/WIRE.md`, refined by `docs/PROTOCOL.md`) through
+//! It speaks OAP/1 (`docs/PROTOCOL.md`, refined by `docs/PROTOCOL.md`) through
 //! `ronode-proto`, over TLS 1.3 with rustls, and never needs glommio or the node's engine.
 //!
 //! - [`blocking`]: [`Client`], one session over a `std::net::TcpStream`: connect (TLS, HELLO),

@@ -1,4 +1,4 @@
-//! TLS 1.3 for ron/oap1 sessions (WIRE.md section 1), shared by the SDK and the node.
+//! TLS 1.3 for ron/oap1 sessions (PROTOCOL.md sections 1 and 11), shared by the SDK and the node.
 //!
 //! - TLS 1.3 only, ALPN [`ALPN`] (`ron/oap1`), key exchange by [`PqMode`].
 //! - Identity is the NodeId, never a CA chain: a node presents one self-signed certificate over
@@ -44,7 +44,7 @@ pub const ALPN: &[u8] = b"ron/oap1";
 /// The only signature scheme a node certificate can sign CertificateVerify with.
 const SIG_SCHEME: SignatureScheme = SignatureScheme::ED25519;
 
-/// Which key exchange groups a side offers (WIRE.md section 1, the `pq_mode` knob).
+/// Which key exchange groups a side offers (PROTOCOL.md sections 1 and 11, the `pq_mode` knob).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum PqMode {
     /// Classical only: `X25519` (for overhead comparisons).
@@ -103,7 +103,7 @@ impl FromStr for PqMode {
 /// Why a TLS configuration could not be built, or a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// This side's own certificate is not a node certificate (WIRE.md section 1).
+    /// This side's own certificate is not a node certificate (PROTOCOL.md sections 1 and 11).
     #[error("own certificate is not a node certificate: {0}")]
     OwnCert(#[source] CertError),
     /// rustls refused the configuration (for example a key that does not match the certificate).

@@ -76,7 +76,7 @@ pub struct GossipSubArgs {
 pub enum FrameCommand {
     /// Decode exactly one OAP/1 frame from hex and print it as one JSON object.
     ///
-    /// Runs the frame-level checks only (header rules and COMP caps, in WIRE.md's order), not
+    /// Runs the frame-level checks only (header rules and COMP caps, in PROTOCOL.md's order), not
     /// the session's. An invalid frame, or bytes left after it, exits 1 with
     /// `error: <label>: <explanation>` on stderr.
     Decode(DecodeArgs),

@@ -1,4 +1,4 @@
-//! Key files in the data directory (WIRE.md sections 1 and 4): the node identity and the
+//! Key files in the data directory (PROTOCOL.md sections 11.5 and 10): the node identity and the
 //! capability root key. Both are written with mode 0600, atomically, and a key file that group or
 //! others may read or write is refused at load, naming the file.
 //!

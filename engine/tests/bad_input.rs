@@ -1,4 +1,4 @@
-//! Hostile peers against a running node: each is rejected as WIRE.md says, counted under its
+//! Hostile peers against a running node: each is rejected as PROTOCOL.md says, counted under its
 //! label in `/metrics`, and never disturbs another session, which is served throughout.
 
 mod common;

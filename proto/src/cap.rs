@@ -1,4 +1,4 @@
-//! Capabilities (WIRE.md section 4): macaroon-style bearer tokens carried in a frame's `cap`.
+//! Capabilities (PROTOCOL.md section 10): macaroon-style bearer tokens carried in a frame's `cap`.
 //!
 //! `tag_0 = BLAKE3-keyed(root_key[kid], kid)`, `tag_i = BLAKE3-keyed(tag_(i-1), caveat_i)`,
 //! `tag = tag_n`. Anyone holding a token can append a caveat (narrowing it) without the root key;

@@ -1,4 +1,4 @@
-//! The node certificate (WIRE.md section 1): a self-signed X.509 certificate over the node's
+//! The node certificate (PROTOCOL.md sections 1 and 11): a self-signed X.509 certificate over the node's
 //! Ed25519 key whose subject is exactly one CommonName, `ron1:` + 64 lowercase hex of
 //! BLAKE3-256(ml_dsa_87_pk). A peer derives the NodeId from the certificate key and that name.
 //!

@@ -1,4 +1,4 @@
-//! The COMP flag: one zstd frame per payload, inflated in steps under two caps (WIRE.md
+//! The COMP flag: one zstd frame per payload, inflated in steps under two caps (PROTOCOL.md
 //! section 2), and the sender rule that keeps honest peers clear of both.
 
 use crate::frame::FrameError;

@@ -1,4 +1,4 @@
-//! Control plane, app 0 (WIRE.md section 3): JSON payloads told apart by their key.
+//! Control plane, app 0 (PROTOCOL.md section 3): JSON payloads told apart by their key.
 
 use crate::limits::{MAX_FRAME, MAX_INFLIGHT, MAX_UA_BYTES, MIN_NEGOTIATED_FRAME};
 use crate::reason::Reason;
@@ -16,7 +16,7 @@ pub struct Hello {
     pub max_frame: Option<u32>,
 }
 
-/// HELLO reply, fields in the order WIRE.md's golden frame has them.
+/// HELLO reply, fields in the order PROTOCOL.md's golden frame has them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HelloReply {

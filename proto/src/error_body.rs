@@ -1,4 +1,4 @@
-//! Error bodies (WIRE.md section 5): `{code, reason, message, retryable, corr_id}` plus
+//! Error bodies (PROTOCOL.md section 4): `{code, reason, message, retryable, corr_id}` plus
 //! `retry_after_ms` on 429 and 503; JSON on apps 0-1, CBOR on apps 2-3.
 
 use crate::reason::Reason;

@@ -1,4 +1,4 @@
-//! OAP/1 header flags and frame kinds (WIRE.md section 2).
+//! OAP/1 header flags and frame kinds (PROTOCOL.md section 2).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! OAP/1 frames (WIRE.md section 2): the 38-byte header, its checks in the reject table's order,
+//! OAP/1 frames (PROTOCOL.md section 2): the 38-byte header, its checks in the reject table's order,
 //! an incremental zero-copy decoder over a caller-owned read buffer, and an encoder.
 
 use crate::comp::{Deflater, Inflater};
@@ -108,7 +108,7 @@ impl Header {
     }
 }
 
-/// Why a frame was rejected. Each variant maps to exactly one label of WIRE.md's table.
+/// Why a frame was rejected. Each variant maps to exactly one label of PROTOCOL.md's table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("input ends inside a frame: have {have} bytes, need {need}")]

@@ -22,7 +22,7 @@
 //!   a valid record is stale at its expiry, and a PROVIDE carrying the record decodes exactly
 //!   when the DHT bounds say.
 //! - [`cap`]: decode, round trip, verify against a fixed key table; the same caveats re-minted
-//!   under the table's key verify exactly as a reference reading of WIRE.md section 4 says, and
+//!   under the table's key verify exactly as a reference reading of PROTOCOL.md section 10 says, and
 //!   attenuation never widens.
 //! - [`session`]: a session's receive pipeline fed in data-derived chunks, answering requests as a
 //!   node would: every verdict is a row of the reject table (or `quota`), and the farewell frame
@@ -772,7 +772,7 @@ const NARROWING: [&str; 5] = [
     "scope=put,gossip",
 ];
 
-/// Whether `req` satisfies `c`, read straight from WIRE.md section 4.
+/// Whether `req` satisfies `c`, read straight from PROTOCOL.md section 10.
 fn caveat_holds(c: &Caveat, req: &CapRequest) -> bool {
     match c {
         Caveat::Scope(ops) => ops.contains(&req.op),

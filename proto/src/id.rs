@@ -1,4 +1,4 @@
-//! Identifiers and distance (WIRE.md sections 1, 5 and 6): `NodeId`, object addresses in their
+//! Identifiers and distance (PROTOCOL.md section 11): `NodeId`, object addresses in their
 //! strict `b3:<64 lowercase hex>` form, and the XOR metric.
 
 use std::fmt;

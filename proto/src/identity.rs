@@ -1,4 +1,4 @@
-//! Node identity (WIRE.md section 1): an Ed25519 key pair and an ML-DSA-87 key pair, both derived
+//! Node identity (PROTOCOL.md sections 1 and 11): an Ed25519 key pair and an ML-DSA-87 key pair, both derived
 //! deterministically from 32-byte seeds the caller supplies (the engine draws them from the OS RNG
 //! once and keeps them in the data directory; tests pass fixed bytes).
 //!

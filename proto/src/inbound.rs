@@ -1,4 +1,4 @@
-//! The receive side of a session, sans-IO: every row of WIRE.md's reject table in its order.
+//! The receive side of a session, sans-IO: every row of PROTOCOL.md's reject table (section 2.4) in its order.
 //!
 //! [`Inbound::poll`] takes frames off the session's read buffer and runs, for each, the
 //! frame-level checks ([`FrameDecoder`]), the stream and exchange rules ([`SequenceTracker`]),

@@ -4,7 +4,7 @@
 //! an argument), no threads and no global randomness (seeds are arguments). The node, the SDK,
 //! the simulator, the fuzzers and the inspector all run this same code.
 //!
-//! Map of the crate, following `../shared/spec/WIRE.md`:
+//! Map of the crate, following `docs/PROTOCOL.md`:
 //! - [`frame`], [`flags`], [`comp`], [`sequence`]: OAP/1 frames (section 2).
 //! - [`inbound`]: a session's receive pipeline, every row of the reject table in order.
 //! - [`control`]: HELLO, PING, GOAWAY (section 3); [`error_body`]: error bodies (section 5).

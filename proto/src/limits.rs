@@ -32,7 +32,8 @@ pub const MAX_ADDR_BYTES: usize = 256;
 /// Provider record TTL: the most allowed, and the default.
 pub const MAX_RECORD_TTL_S: u64 = 172_800;
 pub const DEFAULT_RECORD_TTL_S: u64 = 86_400;
-/// Allowed clock skew for record timestamps.
+/// Allowed clock skew: for provider record timestamps (future only), and either way for the
+/// `ts` of a message a client publishes.
 pub const MAX_CLOCK_SKEW_S: u64 = 300;
 /// Kademlia bucket width and lookup result size.
 pub const K: usize = 20;

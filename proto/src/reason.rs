@@ -1,15 +1,15 @@
 //! Reject and error labels: the one vocabulary shared by metrics, logs, error bodies and the
-//! inspector (WIRE.md sections 2 and 5).
+//! inspector (PROTOCOL.md sections 2.4 and 4).
 
 use std::fmt;
 
 /// Every label a node can put in `rejected_total{reason}` or in an error body's `reason`.
 ///
-/// The order of the frame-level variants follows WIRE.md's reject table; the checks run in that
+/// The order of the frame-level variants follows PROTOCOL.md's reject table (section 2.4); the checks run in that
 /// order and the first that fails names the reject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
-    // --- frame level (WIRE.md section 2, in table order) ---
+    // --- frame level (PROTOCOL.md section 2, in table order) ---
     Truncated,
     BadLen,
     Oversize,
@@ -24,7 +24,7 @@ pub enum Reason {
     BadSequence,
     UnknownApp,
     Malformed,
-    // --- operations (WIRE.md section 5) ---
+    // --- operations (PROTOCOL.md section 4) ---
     Unauthorized,
     Forbidden,
     NotFound,
@@ -138,7 +138,7 @@ impl Reason {
         )
     }
 
-    /// Whether the session is closed after this reject: every row of WIRE.md's reject table
+    /// Whether the session is closed after this reject: every row of PROTOCOL.md's reject table (section 2.4)
     /// (frame, sequence, app and message faults) closes it; operation errors answer one request.
     pub const fn closes_session(self) -> bool {
         (self as u8) <= (Reason::Malformed as u8)
@@ -156,7 +156,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Statuses allowed in the `code` field of a RESP (WIRE.md section 5).
+/// Statuses allowed in the `code` field of a RESP (PROTOCOL.md section 4).
 pub const STATUSES: [u16; 13] = [
     200, 206, 400, 401, 403, 404, 408, 413, 429, 500, 503, 504, 507,
 ];

@@ -1,4 +1,4 @@
-//! Signed provider records (WIRE.md section 6).
+//! Signed provider records (PROTOCOL.md section 9).
 
 use aws_lc_rs::signature::{UnparsedPublicKey, ML_DSA_87};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
@@ -365,10 +365,10 @@ fn check_pq_and_times(
 }
 
 /// Validates a decoded record whose encoding was `encoded_len` bytes, at unix time `now`, in
-/// WIRE.md section 6's order: `oversize`; `malformed` (shape, see below); `bad_publisher`;
+/// PROTOCOL.md section 9's order: `oversize`; `malformed` (shape, see below); `bad_publisher`;
 /// `bad_sig` (Ed25519, then ML-DSA-87); `bad_ttl`; `bad_ts`; `stale`.
 ///
-/// Shape faults are `malformed`: more than 8 addresses or one over 256 bytes (WIRE.md bounds
+/// Shape faults are `malformed`: more than 8 addresses or one over 256 bytes (PROTOCOL.md bounds
 /// them but names no label; `oversize` stays the label of the encoded size), both or neither of
 /// `ml_dsa_pk` / `ml_dsa_pk_hash`, an `ml_dsa_pk` that is not 2,592 bytes, an unknown `alg`, or
 /// two signatures of one `alg`.

@@ -1,4 +1,4 @@
-//! Message streams and request/response pairing (WIRE.md section 2, "Kinds and sequences"),
+//! Message streams and request/response pairing (PROTOCOL.md section 2, "Kinds and sequences"),
 //! tracked per direction, kind and corr_id.
 //!
 //! One [`SequenceTracker`] lives in each session. Feed it every frame received
@@ -10,7 +10,8 @@
 //!   the sender's numbering; the RESP that answers it carries the same corr_id and closes the
 //!   exchange when its message ends. A RESP for an exchange that was never opened is
 //!   `bad_sequence`; so is a request reusing the corr_id of one still unanswered.
-//! - On the accepting side, the first frame must be a control HELLO request.
+//! - On the accepting side, the first frame must be a control HELLO request, and no later frame
+//!   may be one (HELLO is sent once per session).
 //!
 //! Tables are bounded: more than [`MAX_INFLIGHT`] unanswered requests from the peer is `quota`
 //! (the HELLO reply told it the limit); more than [`MAX_OPEN_STREAMS`] open streams is
@@ -146,14 +147,20 @@ impl SequenceTracker {
     /// rules and records it. `payload` is only looked at for the acceptor's first frame.
     pub fn on_receive(&mut self, header: &Header, payload: &[u8]) -> Result<Progress, Reason> {
         let kind = header.kind().ok_or(Reason::BadFlags)?;
-        if !self.hello_seen {
-            let is_hello = header.app_proto_id == APP_CONTROL
+        let is_hello = || {
+            header.app_proto_id == APP_CONTROL
                 && kind == Kind::Req
-                && matches!(Control::parse(payload), Ok(Control::Hello(_)));
-            if !is_hello {
+                && matches!(Control::parse(payload), Ok(Control::Hello(_)))
+        };
+        if !self.hello_seen {
+            if !is_hello() {
                 return Err(Reason::BadSequence);
             }
             self.hello_seen = true;
+        } else if self.role == Role::Acceptor && is_hello() {
+            // HELLO once per session: the limits it negotiated are in force (the decoders
+            // only ever lower them), so a second one could only announce values that are not.
+            return Err(Reason::BadSequence);
         }
         if kind == Kind::Req && header.flags.contains(Flags::START) {
             self.forget_abandoned_stream();
@@ -267,6 +274,24 @@ mod tests {
             Err(Reason::BadSequence)
         );
         assert_eq!(after_hello().unanswered(), 0);
+    }
+
+    #[test]
+    fn a_second_hello_is_bad_sequence() {
+        let mut t = after_hello();
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 0, 2), br#"{"ping":1}"#),
+            Ok(Progress::Whole)
+        );
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 0, 3), br#"{"ua":"again"}"#),
+            Err(Reason::BadSequence)
+        );
+        let mut t = after_hello();
+        assert_eq!(
+            t.on_receive(&h(Flags::REQ, 0, 3), br#"{"max_frame":8192,"ua":null}"#),
+            Err(Reason::BadSequence)
+        );
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn cap_seeds() -> Vec<Vec<u8>> {
 }
 
 fn frame_seeds() -> Vec<Vec<u8>> {
-    // WIRE.md section 3's golden frames.
+    // PROTOCOL.md section 3's golden frames.
     let mut reply =
         unhex("0000008b00010002 00c8 0000 000000000000000000000000000000bb 0000 0000000000000007");
     reply.extend_from_slice(&Control::HelloReply(HelloReply::default()).to_vec());

@@ -1,4 +1,4 @@
-//! WIRE.md section 3's golden frames: encoded byte for byte, decoded back field for field.
+//! PROTOCOL.md section 3's golden frames: encoded byte for byte, decoded back field for field.
 
 use bytes::{Bytes, BytesMut};
 use ronode_proto::control::{Control, Hello, HelloReply, APP_CONTROL};

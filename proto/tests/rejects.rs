@@ -1,4 +1,4 @@
-//! Every frame-level row of WIRE.md's reject table, produced from bytes, with its label and
+//! Every frame-level row of PROTOCOL.md's reject table (section 2.4), produced from bytes, with its label and
 //! status; the order of the checks; and zero-copy decoding.
 
 use bytes::{Bytes, BytesMut};

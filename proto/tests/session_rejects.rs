@@ -1,4 +1,4 @@
-//! The session rows of WIRE.md's reject table (`bad_sequence`, `unknown_app`, `malformed`),
+//! The session rows of PROTOCOL.md's reject table (section 2.4) (`bad_sequence`, `unknown_app`, `malformed`),
 //! produced through the receive pipeline, plus what a session sends before it closes.
 
 use bytes::BytesMut;

@@ -1,5 +1,5 @@
 //! Per-shard statistics: what a shard counts on its hot path, and the board through which it
-//! publishes snapshots to the admin thread (WIRE.md section 7, ARCHITECTURE.md section 1).
+//! publishes snapshots to the admin thread (ARCHITECTURE.md section 1).
 //!
 //! A shard owns one [`ShardStats`] and mutates it through `&mut self`: plain integer adds and one
 //! histogram record, no locks, no atomics, no allocation. At least every

@@ -84,7 +84,7 @@ impl Sim {
     }
 
     fn publish(&mut self, at: usize, data: &[u8]) -> Result<MsgId, PublishError> {
-        let r = self.nodes[at].handle_publish(PUBLISHER, TOPIC, data, self.now_ms);
+        let r = self.nodes[at].handle_publish(PUBLISHER, TOPIC, self.now_ms, data, self.now_ms);
         if let Ok(id) = &r {
             self.report.published.push(*id);
             self.publish_ms.insert(*id, self.now_ms);

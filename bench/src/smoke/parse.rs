@@ -4,7 +4,7 @@
 
 use ronode_proto::limits::{HEADER_LEN, MAX_FRAME};
 
-/// Flags of the OAP/1 header this client looks at (WIRE.md section 2).
+/// Flags of the OAP/1 header this client looks at (PROTOCOL.md section 2).
 pub const FLAG_RESP: u16 = 0x0002;
 pub const FLAG_EVENT: u16 = 0x0004;
 pub const FLAG_START: u16 = 0x0008;

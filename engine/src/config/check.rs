@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(
             err("session.chunk_bytes", Value::Integer(100)),
             "config: session.chunk_bytes = 100 (from environment RONODE_X): must be between 4096 \
-             and 1048538 (WIRE.md: 4 KiB .. the largest payload a frame can carry)"
+             and 1048538 (PROTOCOL.md 2.1: 4 KiB .. the largest payload a frame can carry)"
         );
         assert_eq!(
             err("shards", Value::Integer(-1)),

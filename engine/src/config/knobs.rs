@@ -269,7 +269,7 @@ pub const KNOBS: &[Knob] = &[
         default: DefaultValue::Int(limits::CHUNK_BYTES as u64),
         doc: "Payload bytes per frame of a streamed body; with the 38-byte header it must fit \
               `max_frame`.",
-        bound: "WIRE.md: 4 KiB .. the largest payload a frame can carry",
+        bound: "PROTOCOL.md 2.1: 4 KiB .. the largest payload a frame can carry",
     },
     Knob {
         key: "session.max_frame",
@@ -281,7 +281,7 @@ pub const KNOBS: &[Knob] = &[
         default: DefaultValue::Int(limits::MAX_FRAME as u64),
         doc: "Largest frame, header included, the node accepts and offers in HELLO (a client may \
               lower it).",
-        bound: "WIRE.md: HELLO may not ask below 4 KiB; 1 MiB is the protocol's max_frame",
+        bound: "PROTOCOL.md 3.1: HELLO may not ask below 4 KiB; 1 MiB is the protocol's max_frame",
     },
     Knob {
         key: "objects.max_bytes",
@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(
             chunk.kind,
             int(4096, 1_048_538, Unit::Bytes),
-            "WIRE.md: 4 KiB .. 1 MiB - 38"
+            "PROTOCOL.md 2.1: 4 KiB .. 1 MiB - 38"
         );
         let frame = knob("session.max_frame").unwrap();
         assert_eq!(frame.kind, int(4096, 1_048_576, Unit::Bytes));

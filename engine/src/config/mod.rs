@@ -81,7 +81,7 @@ impl FromStr for Profile {
     }
 }
 
-/// TLS key exchange (WIRE.md section 1).
+/// TLS key exchange (PROTOCOL.md section 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PqMode {

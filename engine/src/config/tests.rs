@@ -270,7 +270,7 @@ fn every_error_names_its_key() {
             with_file("[session]\nchunk_bytes = 100\n"),
             "session.chunk_bytes",
             "config: session.chunk_bytes = 100 (from config file ronode.toml): must be between \
-             4096 and 1048538 (WIRE.md: 4 KiB .. the largest payload a frame can carry)",
+             4096 and 1048538 (PROTOCOL.md 2.1: 4 KiB .. the largest payload a frame can carry)",
         ),
         (
             with_file("[session]\nmax_frame = 65536\n"),
@@ -430,7 +430,7 @@ fn validate_checks_a_config_built_in_code() {
     c.session.chunk_bytes = 100;
     assert_eq!(
         c.validate().unwrap_err().to_string(),
-        "config: session.chunk_bytes = 100: must be between 4096 and 1048538 (WIRE.md: 4 KiB \
+        "config: session.chunk_bytes = 100: must be between 4096 and 1048538 (PROTOCOL.md 2.1: 4 KiB \
          .. the largest payload a frame can carry)"
     );
     let c = NodeConfig {

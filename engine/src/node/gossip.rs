@@ -39,11 +39,13 @@ pub struct Ack {
 /// What crosses the gossip mesh.
 #[derive(Debug)]
 pub enum GossipMsg {
-    /// A client's publish, for the topic's owner.
+    /// A client's publish, for the topic's owner: its topic, `ts` and data (its `msg_id`, a
+    /// hash of those, was verified when the EVENT was decoded).
     Publish {
         publisher: Subscriber,
         ack: Option<Ack>,
         topic: String,
+        ts: u64,
         data: Vec<u8>,
     },
     Subscribe {
@@ -205,6 +207,7 @@ impl Gossip {
                     publisher: me,
                     ack,
                     topic: ev.topic.clone(),
+                    ts: ev.ts,
                     data: ev.data,
                 };
                 // The verdict comes back from the topic's owner (or from `send` when shed).
@@ -295,13 +298,16 @@ impl Gossip {
                     publisher,
                     ack,
                     topic,
+                    ts,
                     data,
                 } => {
-                    let verdict = plane.handle_publish(publisher, &topic, &data, now);
+                    let verdict = plane.handle_publish(publisher, &topic, ts, &data, now);
                     drop(plane);
                     if let Some(ack) = ack {
                         let t = match verdict {
-                            Ok(_) => ok_transmit(publisher.1, ack),
+                            // A duplicate is the publisher's retry of a message it already
+                            // got through: acknowledged, not delivered again (counted).
+                            Ok(_) | Err(PublishError::Duplicate) => ok_transmit(publisher.1, ack),
                             Err(e) => {
                                 let retry = match e {
                                     PublishError::Shed { retry_after_ms } => retry_after_ms,

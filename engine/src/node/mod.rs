@@ -307,7 +307,7 @@ fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
 }
 
 /// The capability root keys the node honours: the data directory's (or `--cap-key`); an amnesia
-/// node without `--cap-key` honours none (WIRE.md section 4).
+/// node without `--cap-key` honours none (PROTOCOL.md section 10).
 fn cap_keys(cfg: &NodeConfig) -> Result<ronode_shards::objects::CapKeys> {
     let path = match (&cfg.cap_key, cfg.amnesia) {
         (Some(path), _) => path.clone(),

@@ -1,4 +1,4 @@
-//! DHT plane, app 3 (WIRE.md section 6): Kademlia RPCs in CBOR.
+//! DHT plane, app 3 (PROTOCOL.md section 8): Kademlia RPCs in CBOR.
 //!
 //! | REQ ([`DhtRequest`]) | RESP 200 |
 //! | --- | --- |

@@ -1,4 +1,4 @@
-//! Gossip plane, app 2 (WIRE.md section 5): published messages travel as EVENT frames whose
+//! Gossip plane, app 2 (PROTOCOL.md section 7): published messages travel as EVENT frames whose
 //! payload is a [`GossipEvent`]; subscriptions and lazy repair are REQs ([`GossipRequest`])
 //! answered by RESP 200 [`GossipOk`].
 //!

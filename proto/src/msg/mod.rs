@@ -1,4 +1,4 @@
-//! CBOR messages of apps 1-3 (WIRE.md sections 5 and 6): [`objects`], [`gossip`], [`dht`].
+//! CBOR messages of apps 1-3 (PROTOCOL.md sections 5 to 8): [`objects`], [`gossip`], [`dht`].
 //!
 //! Conventions shared by every message of these apps:
 //! - One message is exactly one CBOR data item: the whole payload of a message (one frame, or the

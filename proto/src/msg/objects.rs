@@ -1,4 +1,4 @@
-//! Objects plane, app 1 (WIRE.md section 5): GET, HEAD and PUT of content-addressed objects.
+//! Objects plane, app 1 (PROTOCOL.md section 6): GET, HEAD and PUT of content-addressed objects.
 //!
 //! Requests are CBOR, externally tagged ([`ObjectRequest`]); bodies travel as raw bytes:
 //! - **GET**: REQ `{"get": {"addr": bstr32}}` or, for a byte range,

@@ -127,6 +127,14 @@ pub fn all() -> BTreeMap<&'static str, String> {
     });
     assert_eq!(comp[7] & 0x40, 0x40, "example keeps COMP");
     m.insert("comp_event", frame_hex(&comp));
+    // An app id nothing serves: any decoder decodes the frame; a session refuses it.
+    m.insert(
+        "resp_app_200",
+        frame_hex(&encode(&OutFrame {
+            tenant_id: 0xdd,
+            ..OutFrame::response(200, 123, 200, b"hello world")
+        })),
+    );
     objects(&mut m);
     gossip(&mut m);
     dht(&mut m);

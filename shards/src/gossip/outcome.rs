@@ -2,7 +2,7 @@
 //! peer (every outcome counted, none needing an answer), [`PublishError`] and
 //! [`SubscribeError`] for a local client (each maps to the error body the engine sends).
 
-use ronode_proto::limits::MAX_TOPIC_BYTES;
+use ronode_proto::limits::{MAX_CLOCK_SKEW_S, MAX_TOPIC_BYTES};
 use ronode_proto::reason::Reason;
 
 /// What became of an EVENT from a peer that decoded.
@@ -27,8 +27,13 @@ pub enum EventOutcome {
 pub enum PublishError {
     #[error("topic must be 1 to {MAX_TOPIC_BYTES} bytes")]
     BadTopic,
+    /// The same message (topic, ts, data: so the same id) was already published or received:
+    /// a publisher's retry. Not delivered again; the engine acknowledges it as a success.
     #[error("the same message (topic, ts, data) was already published")]
     Duplicate,
+    /// The publisher's `ts` is more than [`MAX_CLOCK_SKEW_S`] s away from this node's clock.
+    #[error("message ts {ts} is more than {MAX_CLOCK_SKEW_S} s away from the node's clock (now {now_ms})")]
+    BadTs { ts: u64, now_ms: u64 },
     #[error("the topic's burst budget is spent")]
     Shed { retry_after_ms: u64 },
     #[error("too many topics in use")]
@@ -40,6 +45,7 @@ impl PublishError {
     pub fn reason(&self) -> Reason {
         match self {
             PublishError::BadTopic | PublishError::Duplicate => Reason::Malformed,
+            PublishError::BadTs { .. } => Reason::BadTs,
             PublishError::Shed { .. } => Reason::Quota,
             PublishError::TopicsFull => Reason::Busy,
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ronode_proto::id::NodeId;
-use ronode_proto::limits::MAX_TOPIC_BYTES;
+use ronode_proto::limits::{MAX_CLOCK_SKEW_S, MAX_TOPIC_BYTES};
 use ronode_proto::msg::gossip::{msg_id, GossipEvent, GossipEventRef, MsgId};
 use ronode_proto::reason::Reason;
 
@@ -174,23 +174,33 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         }
     }
 
-    /// A local client publishes `data` on `topic` at `now_ms` (its `ts`): the EVENT is built
-    /// here (`hops` 0, `msg_id` computed), delivered to the topic's other local subscribers and
-    /// pushed to peers. The caller has already checked the client's right to publish (a
-    /// `scope=gossip` capability unless `gossip.pub_policy = "open"`): the plane holds no keys
-    /// and knows no tenants, as the verdict belongs to the session that carried the frame.
+    /// A local client publishes `data` on `topic` with its own `ts` (unix ms) at `now_ms`: the
+    /// message keeps the publisher's `ts` and so the `msg_id` the publisher computed (the engine
+    /// decoded the client's EVENT, which verifies that id), so that subscribers can correlate
+    /// with the publisher and a publisher's retry of the same message is a duplicate, not a
+    /// second message. A `ts` more than [`MAX_CLOCK_SKEW_S`] away from `now_ms` is refused:
+    /// an id may come back only within that window, where the seen cache dedups it. The EVENT
+    /// goes out with `hops` 0, to the topic's other local subscribers and to peers. The caller
+    /// has already checked the client's right to publish (a `scope=gossip` capability unless
+    /// `gossip.pub_policy = "open"`): the plane holds no keys and knows no tenants, as the
+    /// verdict belongs to the session that carried the frame.
     pub fn handle_publish(
         &mut self,
         publisher: S,
         topic: &str,
+        ts: u64,
         data: &[u8],
         now_ms: u64,
     ) -> Result<MsgId, PublishError> {
         if !topic_ok(topic) {
             return Err(PublishError::BadTopic);
         }
-        let id = msg_id(topic, now_ms, data);
+        if ts.abs_diff(now_ms) > MAX_CLOCK_SKEW_S * 1_000 {
+            return Err(PublishError::BadTs { ts, now_ms });
+        }
+        let id = msg_id(topic, ts, data);
         if self.seen.contains(&id) {
+            self.counters.duplicates += 1;
             return Err(PublishError::Duplicate);
         }
         let topic = match self.take_topic_budget(topic, now_ms) {
@@ -204,7 +214,7 @@ impl<S: Copy + Ord + fmt::Debug> GossipPlane<S> {
         let payload = encode_event(GossipEventRef {
             topic: &topic,
             msg_id: id,
-            ts: now_ms,
+            ts,
             hops: 0,
             data,
         });

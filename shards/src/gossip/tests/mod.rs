@@ -81,7 +81,7 @@ fn publish_delivers_once_to_others_and_pushes_to_fanout_peers() {
     p.handle_subscribe(PUBLISHER, "t", T0).unwrap();
     p.handle_subscribe(7, "t", T0).unwrap();
     p.handle_subscribe(8, "other", T0).unwrap();
-    let id = p.handle_publish(PUBLISHER, "t", b"hello", T0).unwrap();
+    let id = p.handle_publish(PUBLISHER, "t", T0, b"hello", T0).unwrap();
     let d = deliveries(&mut p);
     // Not to the publisher, not to another topic's subscriber.
     assert_eq!(
@@ -101,7 +101,7 @@ fn publish_delivers_once_to_others_and_pushes_to_fanout_peers() {
         .all(|f| f.msg.flags() == ronode_proto::flags::Flags::EVENT
             && f.msg.payload() == d[0].payload));
     assert_eq!(
-        p.handle_publish(PUBLISHER, "t", b"hello", T0),
+        p.handle_publish(PUBLISHER, "t", T0, b"hello", T0),
         Err(PublishError::Duplicate)
     );
     // It comes back from a peer: a duplicate, not delivered again.
@@ -114,12 +114,53 @@ fn publish_delivers_once_to_others_and_pushes_to_fanout_peers() {
     let c = p.counters();
     assert_eq!(
         (c.published, c.delivered, c.relayed, c.duplicates),
-        (1, 2, 2, 1)
+        (1, 2, 2, 2)
     );
     assert_eq!(
-        p.handle_publish(PUBLISHER, "", b"x", T0),
+        p.handle_publish(PUBLISHER, "", T0, b"x", T0),
         Err(PublishError::BadTopic)
     );
+}
+
+#[test]
+fn a_publish_keeps_the_publishers_ts_and_id_within_the_allowed_skew() {
+    let mut p = plane(config(), 2);
+    // The publisher's clock, not the plane's: subscribers see the id the publisher computed.
+    let ts = T0 - 1_234;
+    let mine = GossipEvent::new("t", ts, b"mine".to_vec());
+    assert_eq!(
+        p.handle_publish(PUBLISHER, "t", ts, b"mine", T0),
+        Ok(mine.msg_id)
+    );
+    let d = deliveries(&mut p);
+    let got = GossipEvent::decode(&d[0].payload).unwrap();
+    assert_eq!((got.msg_id, got.ts, got.hops), (mine.msg_id, ts, 0));
+    assert!(frames(&mut p)
+        .iter()
+        .all(|f| f.msg.payload() == d[0].payload));
+    // The publisher's retry carries the same id: a duplicate, delivered and pushed no more.
+    assert_eq!(
+        p.handle_publish(PUBLISHER, "t", ts, b"mine", T0 + 50),
+        Err(PublishError::Duplicate)
+    );
+    assert!(deliveries(&mut p).is_empty() && frames(&mut p).is_empty());
+    // Up to the allowed skew either way; past it, refused and nothing moves.
+    let skew = ronode_proto::limits::MAX_CLOCK_SKEW_S * 1_000;
+    assert!(p
+        .handle_publish(PUBLISHER, "t", T0 - skew, b"a", T0)
+        .is_ok());
+    assert!(p
+        .handle_publish(PUBLISHER, "t", T0 + skew, b"b", T0)
+        .is_ok());
+    deliveries(&mut p);
+    frames(&mut p);
+    for ts in [T0 - skew - 1, T0 + skew + 1] {
+        let refused = p.handle_publish(PUBLISHER, "t", ts, b"c", T0);
+        assert_eq!(refused, Err(PublishError::BadTs { ts, now_ms: T0 }));
+        assert_eq!(refused.unwrap_err().reason(), Reason::BadTs);
+    }
+    assert!(deliveries(&mut p).is_empty() && frames(&mut p).is_empty());
+    assert_eq!(p.counters().published, 3);
 }
 
 #[test]
@@ -258,7 +299,7 @@ fn per_peer_and_per_topic_budgets_shed_and_count() {
         Ok(EventOutcome::Shed)
     );
     assert!(matches!(
-        p.handle_publish(PUBLISHER, "t", b"c", T0 + 1_000),
+        p.handle_publish(PUBLISHER, "t", T0 + 1_000, b"c", T0 + 1_000),
         Err(PublishError::Shed {
             retry_after_ms: 1..=1_000
         })
@@ -269,7 +310,9 @@ fn per_peer_and_per_topic_budgets_shed_and_count() {
         p.handle_event(peer(2), event("t", T0, b"a", 0).1, T0 + 1_000),
         Ok(EventOutcome::Duplicate)
     );
-    assert!(p.handle_publish(PUBLISHER, "u", b"c", T0 + 1_000).is_ok());
+    assert!(p
+        .handle_publish(PUBLISHER, "u", T0 + 1_000, b"c", T0 + 1_000)
+        .is_ok());
 }
 
 #[test]
@@ -290,10 +333,10 @@ fn unknown_peers_subscriptions_and_tables_are_bounded() {
     // "t" is subscribed; a second topic fits; a third replaces the idle one.
     p.handle_subscribe(5, "a", T0).unwrap();
     assert!(p
-        .handle_publish(PUBLISHER, "b", b"x", T0)
+        .handle_publish(PUBLISHER, "b", T0, b"x", T0)
         .is_err_and(|e| e == PublishError::TopicsFull));
     p.handle_unsubscribe(5, "a");
-    assert!(p.handle_publish(PUBLISHER, "b", b"x", T0).is_ok());
+    assert!(p.handle_publish(PUBLISHER, "b", T0, b"x", T0).is_ok());
     p.handle_subscribe(5, "b", T0).unwrap();
     p.handle_subscribe(6, "b", T0).unwrap();
     assert_eq!(p.handle_subscribe(7, "b", T0), Err(SubscribeError::Full));
@@ -303,7 +346,7 @@ fn unknown_peers_subscriptions_and_tables_are_bounded() {
     // Peer down: no longer pushed to.
     p.handle_peer_down(&peer(1));
     frames(&mut p);
-    p.handle_publish(PUBLISHER, "t", b"y", T0).unwrap();
+    p.handle_publish(PUBLISHER, "t", T0, b"y", T0).unwrap();
     assert!(frames(&mut p).iter().all(|f| f.peer == peer(2)));
 }
 
@@ -316,8 +359,8 @@ fn output_queues_are_bounded() {
     };
     let mut p = plane(cfg, 4);
     p.handle_subscribe(9, "t", T0).unwrap();
-    p.handle_publish(PUBLISHER, "t", b"1", T0).unwrap();
-    p.handle_publish(PUBLISHER, "t", b"2", T0).unwrap();
+    p.handle_publish(PUBLISHER, "t", T0, b"1", T0).unwrap();
+    p.handle_publish(PUBLISHER, "t", T0, b"2", T0).unwrap();
     assert_eq!(frames(&mut p).len(), 3);
     assert_eq!(deliveries(&mut p).len(), 1);
     let c = p.counters();
@@ -334,7 +377,7 @@ fn the_same_seed_chooses_the_same_peers() {
         }
         (0..20u8)
             .flat_map(|n| {
-                p.handle_publish(PUBLISHER, "t", &[n], T0).unwrap();
+                p.handle_publish(PUBLISHER, "t", T0, &[n], T0).unwrap();
                 frames(&mut p).into_iter().map(|f| f.peer.0[0])
             })
             .collect::<Vec<u8>>()

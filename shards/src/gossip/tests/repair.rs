@@ -39,7 +39,7 @@ fn a_lost_push_is_repaired_by_ihave_iwant_event() {
     let mut nodes = three();
     // Published 10 ms before the first tick: at the tick its pushes may still be in flight.
     let id = nodes[0]
-        .handle_publish(PUBLISHER, "t", b"m", T0 + 10)
+        .handle_publish(PUBLISHER, "t", T0 + 10, b"m", T0 + 10)
         .unwrap();
     assert_eq!(deliveries(&mut nodes[0]).len(), 1);
     // Node 0 pushes to one peer (fanout 1); that push is lost.
