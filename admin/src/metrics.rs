@@ -442,12 +442,12 @@ mod tests {
             assert!(text.contains(line), "{line}");
         }
         // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 series per shard, plus
-        // store_disk_full_total (1), plus readyz_state; the histogram writes sum, count and one
-        // line per bucket.
+        // store_disk_full_total, drain_cut_total and sessions_shed_total (3 more per shard),
+        // plus readyz_state; the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 + 3) + 1
         );
     }
 

@@ -78,8 +78,9 @@ fn a_session_dribbling_bytes_of_a_record_is_closed_by_the_idle_timeout() {
 }
 
 #[test]
-fn a_hello_flood_is_closed_after_the_bound_on_refused_requests() {
-    // One request a second: past the first, every HELLO is answered 429.
+fn a_request_flood_is_closed_after_the_bound_on_refused_requests() {
+    // One request a second: past the HELLO, nearly every GET is answered 429 (one a second
+    // may find a token and be answered 404: not a refusal).
     let (node, dir) = node_with(
         "hello-flood",
         &[
@@ -90,30 +91,31 @@ fn a_hello_flood_is_closed_after_the_bound_on_refused_requests() {
     let mut raw = greeted(&node);
     let (mut refused, mut closed_by) = (0u32, None);
     let mut corr = 2u64;
+    let mut get = Vec::new();
+    ObjectRequest::Get(Get::whole(ObjectAddr::of(b"never stored"))).encode(&mut get);
     // Lockstep rounds of 64 (a window of requests in flight) so neither side's buffers fill.
     'rounds: for _ in 0..64 {
         let mut out = Vec::new();
         for _ in 0..64 {
-            raw.frame(&control(corr, &hello(None)), &mut out);
+            raw.frame(&OutFrame::request(APP_OBJECTS, corr, &get), &mut out);
             corr += 1;
         }
         raw.send(&out);
         for _ in 0..64 {
             match raw.next() {
                 Next::Frame(f) if f.header.code == 429 => refused += 1,
+                Next::Frame(f) if f.header.code == 404 => {}
                 Next::Frame(f) => {
-                    closed_by =
-                        Some(goaway(&f).unwrap_or_else(|| {
-                            panic!("expected 429 or GOAWAY, got {:?}", f.header)
-                        }));
+                    closed_by = Some(goaway(&f).unwrap_or_else(|| {
+                        panic!("expected 429, 404 or GOAWAY, got {:?}", f.header)
+                    }));
                     break 'rounds;
                 }
                 Next::Closed => panic!("closed without a GOAWAY after {refused} refusals"),
             }
         }
     }
-    let g =
-        closed_by.unwrap_or_else(|| panic!("still open after {refused} HELLOs were refused 429"));
+    let g = closed_by.unwrap_or_else(|| panic!("still open after {refused} GETs were refused 429"));
     assert_eq!(g.reason, "quota", "{g:?}");
     assert!(
         (1024..=1024 + 64).contains(&refused),
