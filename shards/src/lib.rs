@@ -17,6 +17,7 @@ pub mod peers;
 pub mod placement;
 pub mod refusals;
 pub mod rng;
+pub mod session;
 pub mod stats;
 
 pub use placement::{shard_of, ShardId};

@@ -15,9 +15,10 @@ use ronode_proto::cap::Op;
 use ronode_proto::error_body::ErrorBody;
 use ronode_proto::id::NodeId;
 use ronode_proto::inbound::Received;
-use ronode_proto::msg::gossip::{GossipEvent, GossipOk, GossipRequest, IHave, IWant};
+use ronode_proto::msg::gossip::{GossipEvent, GossipRequest, IHave, IWant};
 use ronode_proto::msg::APP_GOSSIP;
 use ronode_proto::{Flags, Kind, Reason};
+use ronode_shards::gossip::Reply;
 use ronode_shards::gossip::{GossipCounters, GossipPlane, PublishError};
 use ronode_shards::objects::{CapKeys, Policy, SessionId, Transmit};
 use ronode_shards::stats::GossipEvent as Counted;
@@ -101,14 +102,6 @@ pub struct Gossip {
     /// Mesh sends shed (full or still connecting), and deliveries dropped at a full outbox.
     lagged: Cell<u64>,
     dropped: Cell<u64>,
-}
-
-/// What a session should answer a gossip frame with.
-pub enum Reply {
-    None,
-    /// RESP 200 `{"ok": true}` to a REQ, or an empty RESP 200 to an EVENT with ACK_REQ.
-    Ok,
-    Error(Reason, String),
 }
 
 impl Gossip {
@@ -416,13 +409,6 @@ fn error_transmit(
         payload: Bytes::from(payload),
         ..ok_transmit(session, ack)
     }
-}
-
-/// The `{"ok": true}` every gossip REQ is answered with.
-pub fn ok_payload() -> Vec<u8> {
-    let mut out = Vec::new();
-    GossipOk.encode(&mut out);
-    out
 }
 
 /// Unix milliseconds: the plane's clock, and the `ts` of messages published here.

@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 /// they were accepted, counted in `bus_lagged_total`).
 const HANDOFF_QUEUE: usize = 64;
 
+/// How often a shard publishes its stats and wakes its sessions to look at their timers.
+const TICK: Duration = Duration::from_millis(100);
+
 /// The plane names `/readyz` reports.
 const PLANE_OVERLAY: &str = "overlay";
 
@@ -78,16 +81,19 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
 
     let shard_cfg = ShardCfg {
         handshake_timeout: Duration::from_millis(cfg.session.handshake_timeout_ms),
-        read_timeout: Duration::from_millis(cfg.session.read_timeout_ms),
         write_timeout: Duration::from_millis(cfg.session.write_timeout_ms),
-        idle_timeout: Duration::from_millis(cfg.session.idle_timeout_ms),
-        max_frame: cfg.session.max_frame,
         max_conns_per_shard: (cfg.session.max_conns as usize).div_ceil(shards as usize),
-        inflight: cfg.session.inflight_frames,
         send_window_frames: cfg.session.send_window_frames as usize,
-        max_rps: cfg.session.max_rps,
-        burst: cfg.session.burst,
-        tick: Duration::from_millis(100),
+        session: ronode_shards::session::SessionCfg {
+            max_frame: cfg.session.max_frame,
+            inflight: cfg.session.inflight_frames,
+            max_rps: cfg.session.max_rps,
+            burst: cfg.session.burst,
+            read_timeout_ms: cfg.session.read_timeout_ms,
+            idle_timeout_ms: cfg.session.idle_timeout_ms,
+            retry_after_ms: TICK.as_millis() as u64,
+        },
+        tick: TICK,
         drain_timeout: Duration::from_millis(cfg.drain_timeout_ms),
     };
     let objects_cfg = objects_config(&cfg);
@@ -247,7 +253,7 @@ fn peers_cfg(cfg: &NodeConfig, identity: &Identity, cert: &[u8], key: &[u8]) -> 
             answer_timeout: Duration::from_millis(cfg.session.read_timeout_ms),
             max_frame: cfg.session.max_frame,
             max_body: cfg.objects.max_bytes,
-            tick: Duration::from_millis(100),
+            tick: TICK,
         },
         backoff: ronode_shards::peers::Backoff::default(),
         // Differs between nodes, stable across runs of one: jitter that replays per node.

@@ -16,6 +16,7 @@ use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
 use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane};
 use ronode_shards::peers::{DialFailure, PeerState};
+use ronode_shards::session::{Now, SessionCfg};
 use ronode_shards::stats::{PeerUsage, ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
@@ -37,20 +38,13 @@ pub const SERVED_APPS: ServedApps = ServedApps::of(&[
 #[derive(Debug, Clone)]
 pub struct ShardCfg {
     pub handshake_timeout: Duration,
-    /// A peer mid-request must complete a frame within this (408 `slow_client`).
-    pub read_timeout: Duration,
     /// A write must complete within this, else the session is closed.
     pub write_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_frame: u32,
     pub max_conns_per_shard: usize,
-    /// Requests a session may have unanswered (`session.inflight_frames`); beyond, 429.
-    pub inflight: u32,
     /// Frames queued for a session's writer before its GET streams pause.
     pub send_window_frames: usize,
-    /// Per-session request rate (token bucket) and its burst.
-    pub max_rps: u32,
-    pub burst: u32,
+    /// What each session applies (timeouts, limits, rates): `ronode_shards::session`.
+    pub session: SessionCfg,
     /// How often a shard publishes its stats and sessions look at the drain flag.
     pub tick: Duration,
     pub drain_timeout: Duration,
@@ -91,6 +85,22 @@ impl Shard {
     /// Milliseconds since the shard started: the time the sans-IO parts are given.
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Both clocks the sans-IO core is given, read once per loop turn.
+    pub fn now(&self) -> Now {
+        Now {
+            mono_ms: self.now_ms(),
+            unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// [`Shard::drain_deadline`] on the [`Shard::now_ms`] clock.
+    pub fn drain_deadline_ms(&self) -> Option<u64> {
+        self.drain_deadline()
+            .map(|d| d.saturating_duration_since(self.epoch).as_millis() as u64)
     }
 
     pub fn draining(&self) -> bool {

@@ -67,6 +67,7 @@ mod outcome;
 mod output;
 mod plane;
 mod repair;
+mod reply;
 
 #[cfg(test)]
 mod tests;
@@ -80,3 +81,4 @@ pub use counters::GossipCounters;
 pub use outcome::{EventOutcome, PublishError, SubscribeError};
 pub use output::{Delivery, PeerFrame, PeerMsg};
 pub use plane::GossipPlane;
+pub use reply::{ok_payload, Reply};
