@@ -14,6 +14,7 @@ mod mesh;
 mod objects;
 mod peer_link;
 mod peers;
+mod run;
 mod session;
 mod shard;
 mod tls_conn;
@@ -27,7 +28,8 @@ use ronode_admin::{AdminServer, Readiness, VersionInfo};
 use ronode_proto::identity::Identity;
 use ronode_shards::stats::StatsBoard;
 use ronode_shards::ShardId;
-use shard::{ShardCfg, ShardSeed};
+use run::ShardSeed;
+use shard::ShardCfg;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,7 +155,7 @@ pub fn run(mut cfg: NodeConfig) -> Result<()> {
             .io_memory(cfg.engine.io_memory_bytes as usize)
             .ring_depth(cfg.engine.ring_depth as usize)
             .spin_before_park(Duration::from_micros(cfg.engine.spin_before_park_us))
-            .spawn(move || shard::run(seed))
+            .spawn(move || run::run(seed))
             .map_err(|e| {
                 anyhow::anyhow!("starting shard {id} (glommio; check `ulimit -l`): {e}")
             })?;

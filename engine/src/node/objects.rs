@@ -16,7 +16,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_proto::inbound::Received;
 use ronode_shards::objects::{
-    ObjectStore, ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit,
+    ObjectStore, ObjectsPlane, OnMiss, RamStore, SessionId, StoreDone, StoreOp, Transmit,
 };
 use ronode_shards::stats::StoreUsage;
 use ronode_shards::{shard_of, ShardId};
@@ -163,8 +163,12 @@ pub struct Objects {
     lagged: std::cell::Cell<u64>,
     /// Completions for shards whose channel is still connecting, by shard.
     parked: RefCell<Vec<Vec<StoreDone>>>,
-    /// Fetch on miss for the addresses this shard owns (see `fetch.rs`).
-    pub(super) fetch: super::fetch::FetchState,
+    /// Fetch on miss for the addresses this shard owns (driven by `fetch.rs`).
+    pub(super) on_miss: RefCell<OnMiss>,
+    /// The shard's peers, which fetch on miss asks (attached once they exist).
+    pub(super) peers: RefCell<Option<Rc<super::peers::Peers>>>,
+    /// The shard's clock origin: `now_ms` is the time the sans-IO parts are given.
+    epoch: std::time::Instant,
 }
 
 impl Objects {
@@ -173,10 +177,13 @@ impl Objects {
         shard_count: u16,
         plane: ObjectsPlane,
         store: Store,
-        fetch: super::fetch::FetchState,
+        on_miss: OnMiss,
+        epoch: std::time::Instant,
     ) -> Rc<Objects> {
         Rc::new_cyclic(|me| Objects {
-            fetch,
+            on_miss: RefCell::new(on_miss),
+            peers: RefCell::new(None),
+            epoch,
             shard,
             shard_count,
             plane: RefCell::new(plane),
@@ -190,8 +197,9 @@ impl Objects {
         })
     }
 
-    pub(super) fn shard_id(&self) -> ShardId {
-        self.shard
+    /// Milliseconds since the shard started (the shard's clock).
+    pub(super) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Adds the sender towards `to`.

@@ -5,7 +5,6 @@
 //! gossip frames the plane has for this peer ([`Link::push_gossip`]): EVENTs, and IHAVE / IWANT
 //! REQs whose `{"ok": true}` answers are taken and ignored.
 
-use super::shard::SERVED_APPS;
 use super::tls_conn::TlsConn;
 use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -21,6 +20,7 @@ use ronode_proto::Flags;
 use ronode_proto::{Kind, ObjectAddr};
 use ronode_shards::gossip::PeerMsg as GossipMsg;
 use ronode_shards::objects::fetch::Answer;
+use ronode_shards::session::SERVED_APPS;
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -90,7 +90,7 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     let peer = tls.peer_node_id().filter(|p| shard.peers.knows(p));
     let core = SessionCore::new(
         &shard.cfg.session,
-        super::shard::SERVED_APPS,
+        ronode_shards::session::SERVED_APPS,
         id,
         peer,
         shard.now().mono_ms,

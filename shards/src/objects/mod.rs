@@ -120,6 +120,7 @@ mod config;
 mod counters;
 pub mod fetch;
 mod get;
+pub mod on_miss;
 mod plane;
 mod put;
 pub mod ram;
@@ -140,6 +141,7 @@ pub use config::{
 };
 pub use counters::ObjectsCounters;
 pub use fetch::{FetchConfig, Fetcher};
+pub use on_miss::{MissOut, OnMiss};
 pub use plane::ObjectsPlane;
 pub use ram::{RamStats, RamStore};
 pub use store::{Begun, Committed, ObjectStore, ReadChunk, StoreDone, StoreError, StoreOp};

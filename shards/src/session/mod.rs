@@ -44,6 +44,14 @@ use ronode_proto::{Kind, Reason};
 use out::Output;
 pub use out::{SHARED_PAYLOAD_MIN, WRITE_BATCH};
 
+/// The apps a node serves today: control, objects and gossip. DHT joins as its plane lands;
+/// until then its frames are answered `unknown_app`, truthfully.
+pub const SERVED_APPS: ServedApps = ServedApps::of(&[
+    ronode_proto::control::APP_CONTROL,
+    ronode_proto::msg::APP_OBJECTS,
+    ronode_proto::msg::APP_GOSSIP,
+]);
+
 /// A session's settings (the `[session]` knobs a session applies).
 #[derive(Debug, Clone)]
 pub struct SessionCfg {

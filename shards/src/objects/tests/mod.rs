@@ -23,6 +23,7 @@ use super::*;
 
 mod exchange;
 mod limits;
+mod on_miss;
 
 const NOW: u64 = 1_700_000_000;
 const ROOT: [u8; 32] = [0x55; 32];
