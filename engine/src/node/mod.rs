@@ -3,9 +3,9 @@
 //! or SIGTERM: readiness flips first, sessions get GOAWAY and finish within `drain_timeout_ms`,
 //! then the process exits 0.
 
+mod clock;
 mod dial;
 mod disk;
-mod fetch;
 mod gossip;
 mod guard;
 mod handoff;

@@ -1,28 +1,30 @@
-//! The objects plane on a shard: the sans-IO `ObjectsPlane` (capabilities, BLAKE3, framing) for
-//! the sessions this shard serves, the store (RAM or disk) for the objects whose address prefix
-//! this shard owns, and the mesh that carries store operations to the owner shard and
-//! completions back.
+//! The objects runtime on a shard: the driver of the shard's [`ShardCore`], which decides
+//! everything (where a store operation runs, where a completion goes, fetch on miss, when a
+//! session's GET streams pause). This file executes what the core asks: operations on this
+//! shard's store (RAM, or disk I/O run as local tasks), messages over the bounded mesh to other
+//! shards, fetch tries through the peers, and waking the sessions that have frames queued.
 //!
-//! After every input (a frame, a completion from the mesh or from the disk) [`Objects::drain`]
-//! runs the plane's outputs to exhaustion: store operations go to the local store or over the
-//! mesh, transmits go to their session's outbox, and the session is woken to write them. The
-//! RAM store completes an operation on the spot; the disk store completes index-only operations
-//! on the spot and runs the others as local tasks, whose completion is then handled like one
-//! from the mesh ([`Objects::complete`]).
+//! After every input, [`Objects::run_outputs`] executes the core's outputs until it has none.
+//! The RAM store completes an operation on the spot; the disk store completes index-only
+//! operations on the spot and runs the others as tasks, whose completion is an input again.
 
+use super::clock::Clock;
 use super::disk::{DiskStore, Started};
 use super::mesh;
+use super::peers::Peers;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_proto::inbound::Received;
-use ronode_shards::objects::{
-    ObjectStore, ObjectsPlane, OnMiss, RamStore, SessionId, StoreDone, StoreOp, Transmit,
-};
+use ronode_shards::objects::fetch::Answer;
+use ronode_shards::objects::{ObjectStore, RamStore, SessionId, StoreDone, StoreOp, Transmit};
+use ronode_shards::shard_core::{CoreOut, ShardCore};
 use ronode_shards::stats::StoreUsage;
-use ronode_shards::{shard_of, ShardId};
+use ronode_shards::ShardId;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
+
+pub use ronode_shards::shard_core::MeshMsg;
 
 /// The store of the objects this shard owns.
 pub enum Store {
@@ -45,22 +47,6 @@ impl Store {
             Store::Disk(disk) => disk.usage(),
         }
     }
-}
-
-/// What crosses the mesh between two shards.
-#[derive(Debug)]
-pub enum MeshMsg {
-    /// A store operation for an object the receiving shard owns.
-    Op(StoreOp),
-    /// The completion of an operation the receiving shard's plane issued.
-    Done(StoreDone),
-}
-
-/// A session's outbox pauses its GET streams (`ObjectsPlane::set_session_blocked`) past
-/// `send_window_frames` frames and resumes them at a quarter of that: what a session holds stays
-/// near its window however many GETs it has in flight and however slowly it reads.
-fn resume_at(window: usize) -> usize {
-    window / 4
 }
 
 /// The shard's object store, as the node configured it; `capacity_bytes` is this shard's share.
@@ -100,174 +86,164 @@ impl StoreSeed {
     }
 }
 
-/// A session's queue of frames to send, and the signal that wakes it.
-pub struct Outbox {
-    queue: RefCell<VecDeque<Transmit>>,
-    /// Frames past which the session's GET streams pause.
-    window: usize,
-    /// Whether the plane was told to pause this session's GET streams.
-    blocked: std::cell::Cell<bool>,
-    wake_tx: LocalSender<()>,
-    wake_rx: LocalReceiver<()>,
+/// The signal that wakes a session's driver: frames were queued for it in the core, or the
+/// shard's tick wants it to look at its timers.
+pub struct Wake {
+    tx: LocalSender<()>,
+    rx: LocalReceiver<()>,
 }
 
-impl Outbox {
-    fn new(window: usize) -> Outbox {
-        let (wake_tx, wake_rx) = local_channel::new_bounded(1);
-        Outbox {
-            queue: RefCell::new(VecDeque::new()),
-            window: window.max(1),
-            blocked: std::cell::Cell::new(false),
-            wake_tx,
-            wake_rx,
-        }
+impl Wake {
+    fn new() -> Wake {
+        let (tx, rx) = local_channel::new_bounded(1);
+        Wake { tx, rx }
     }
 
-    fn pop(&self) -> Option<Transmit> {
-        self.queue.borrow_mut().pop_front()
+    /// Wakes the session (a full channel means a wake-up is already pending).
+    fn wake(&self) {
+        let _ = self.tx.try_send(());
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queue.borrow().is_empty()
-    }
-
-    fn len(&self) -> usize {
-        self.queue.borrow().len()
-    }
-
-    /// Waits until something is queued (returns at once if a wake-up is pending).
+    /// Waits until woken (returns at once if a wake-up is pending).
     pub async fn wait(&self) {
-        let _ = self.wake_rx.recv().await;
-    }
-
-    fn push(&self, t: Transmit) {
-        self.queue.borrow_mut().push_back(t);
-        // A full signal channel means a wake-up is already pending.
-        let _ = self.wake_tx.try_send(());
+        let _ = self.rx.recv().await;
     }
 }
 
 /// The shard's objects runtime; see the module docs.
 pub struct Objects {
-    shard: ShardId,
-    shard_count: u16,
-    plane: RefCell<ObjectsPlane>,
+    core: RefCell<ShardCore>,
     store: Store,
+    clock: Clock,
     /// This runtime, for the disk tasks that hand their completions back to it.
     me: Weak<Objects>,
-    outboxes: RefCell<BTreeMap<u64, Rc<Outbox>>>,
-    next_session: std::cell::Cell<u64>,
-    /// Senders to every other shard, indexed by shard (None for this one).
+    wakes: RefCell<BTreeMap<SessionId, Rc<Wake>>>,
+    /// Senders to every other shard, indexed by shard (None for this one, or until connected).
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<MeshMsg>>>>>,
-    /// Times a mesh channel was found full (or not yet connected).
-    lagged: std::cell::Cell<u64>,
-    /// Completions for shards whose channel is still connecting, by shard.
-    parked: RefCell<Vec<Vec<StoreDone>>>,
-    /// Fetch on miss for the addresses this shard owns (driven by `fetch.rs`).
-    pub(super) on_miss: RefCell<OnMiss>,
-    /// The shard's peers, which fetch on miss asks (attached once they exist).
-    pub(super) peers: RefCell<Option<Rc<super::peers::Peers>>>,
-    /// The shard's clock origin: `now_ms` is the time the sans-IO parts are given.
-    epoch: std::time::Instant,
+    /// Messages that must reach a shard whose channel is still connecting (the first moments
+    /// after start), by shard; sent once it is connected.
+    parked: RefCell<Vec<Vec<MeshMsg>>>,
+    /// The shard's peers, which fetch tries go through (attached once they exist).
+    peers: RefCell<Option<Rc<Peers>>>,
 }
 
 impl Objects {
-    pub fn new(
-        shard: ShardId,
-        shard_count: u16,
-        plane: ObjectsPlane,
-        store: Store,
-        on_miss: OnMiss,
-        epoch: std::time::Instant,
-    ) -> Rc<Objects> {
+    pub fn new(shard_count: u16, core: ShardCore, store: Store, clock: Clock) -> Rc<Objects> {
         Rc::new_cyclic(|me| Objects {
-            on_miss: RefCell::new(on_miss),
-            peers: RefCell::new(None),
-            epoch,
-            shard,
-            shard_count,
-            plane: RefCell::new(plane),
+            core: RefCell::new(core),
             store,
+            clock,
             me: me.clone(),
-            outboxes: RefCell::new(BTreeMap::new()),
-            next_session: std::cell::Cell::new(1),
+            wakes: RefCell::new(BTreeMap::new()),
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
-            lagged: std::cell::Cell::new(0),
             parked: RefCell::new((0..shard_count).map(|_| Vec::new()).collect()),
+            peers: RefCell::new(None),
         })
     }
 
-    /// Milliseconds since the shard started (the shard's clock).
-    pub(super) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// Adds the sender towards `to`.
+    /// Adds the sender towards `to`, and sends what waited for it.
     pub fn connect_mesh(&self, to: ShardId, sender: ConnectedSender<MeshMsg>) {
         let sender = Rc::new(sender);
         self.mesh.borrow_mut()[to.0 as usize] = Some(sender.clone());
-        // Completions that came due before this channel was connected.
         let parked = std::mem::take(&mut self.parked.borrow_mut()[to.0 as usize]);
         if !parked.is_empty() {
             glommio::spawn_local(async move {
-                for done in parked {
-                    let _ = sender.send(MeshMsg::Done(done)).await;
+                for msg in parked {
+                    let _ = sender.send(msg).await;
                 }
             })
             .detach();
         }
     }
 
-    /// A new session: its id and its outbox, whose GET streams pause at `window` frames.
-    pub fn open_session(&self, window: usize) -> (SessionId, Rc<Outbox>) {
-        let id = self.next_session.get();
-        self.next_session.set(id + 1);
-        let outbox = Rc::new(Outbox::new(window));
-        self.outboxes.borrow_mut().insert(id, outbox.clone());
-        (SessionId(id), outbox)
+    /// Connects fetch on miss to the shard's peers; their answers come back here.
+    pub fn attach_peers(self: &Rc<Self>, peers: Rc<Peers>) {
+        let me = Rc::downgrade(self);
+        peers.set_sink(Box::new(move |try_id, answer| {
+            if let Some(me) = me.upgrade() {
+                me.handle_fetch_answer(try_id, answer);
+            }
+        }));
+        *self.peers.borrow_mut() = Some(peers);
+    }
+
+    /// A new session: its id and its wake signal; its GET streams pause at `window` frames.
+    pub fn open_session(&self, window: usize) -> (SessionId, Rc<Wake>) {
+        let id = self.core.borrow_mut().handle_session_open(window);
+        let wake = Rc::new(Wake::new());
+        self.wakes.borrow_mut().insert(id, wake.clone());
+        (id, wake)
     }
 
     pub fn close_session(&self, session: SessionId) {
-        self.outboxes.borrow_mut().remove(&session.0);
-        self.plane.borrow_mut().handle_session_closed(session);
-        self.drain();
+        self.wakes.borrow_mut().remove(&session);
+        self.core.borrow_mut().handle_session_closed(session);
+        self.run_outputs();
     }
 
     pub fn set_max_frame(&self, session: SessionId, max_frame: u32) {
-        self.plane
-            .borrow_mut()
-            .set_session_max_frame(session, max_frame);
+        self.core.borrow_mut().set_max_frame(session, max_frame);
     }
 
     /// Wakes every session (the shard's tick), so that each looks at its timers and the drain
     /// flag without a timer per read.
     pub fn wake_sessions(&self) {
-        for outbox in self.outboxes.borrow().values() {
-            let _ = outbox.wake_tx.try_send(());
+        for wake in self.wakes.borrow().values() {
+            wake.wake();
         }
     }
 
-    /// The next frame for `session` to send. Resumes the session's GET streams once its outbox
-    /// has room again.
-    pub fn next_transmit(&self, session: SessionId, outbox: &Outbox) -> Option<Transmit> {
-        let t = outbox.pop();
-        if outbox.blocked.get() && outbox.len() <= resume_at(outbox.window) {
-            outbox.blocked.set(false);
-            self.plane.borrow_mut().set_session_blocked(session, false);
-            self.drain();
-        }
+    /// The next frame for `session` to send.
+    pub fn next_transmit(&self, session: SessionId) -> Option<Transmit> {
+        let t = self.core.borrow_mut().next_transmit(session);
+        self.run_outputs();
         t
     }
 
-    /// A frame of app 1 from `session`; `now_s` is unix seconds (capability expiry).
-    pub fn handle_frame(&self, session: SessionId, rx: Received, now_s: u64) {
-        self.plane.borrow_mut().handle_frame(session, rx, now_s);
-        self.drain();
+    /// Whether `session` has frames queued.
+    pub fn has_transmit(&self, session: SessionId) -> bool {
+        self.core.borrow().has_transmit(session)
     }
 
-    /// Times a mesh channel was found full since start, for `bus_lagged_total`.
+    /// A frame of app 1 from `session`.
+    pub fn handle_frame(&self, session: SessionId, rx: Received, now: ronode_shards::session::Now) {
+        self.core
+            .borrow_mut()
+            .handle_objects_frame(session, rx, now);
+        self.run_outputs();
+    }
+
+    /// Queues a frame of another plane (gossip) on its session unless the session already
+    /// holds `max` frames: false when refused so (the caller counts it).
+    pub fn offer(&self, t: Transmit, max: usize) -> bool {
+        let taken = self.core.borrow_mut().offer(t, max);
+        self.run_outputs();
+        taken
+    }
+
+    /// The shard's tick: upload and fetch deadlines.
+    pub fn handle_timeout(&self) {
+        let now = self.clock.now();
+        let due = self
+            .core
+            .borrow()
+            .poll_timeout()
+            .is_some_and(|t| t <= now.mono_ms);
+        if due {
+            self.core.borrow_mut().handle_timeout(now);
+            self.run_outputs();
+        }
+    }
+
+    /// A message from another shard's mesh channel.
+    pub fn handle_mesh(&self, msg: MeshMsg) {
+        self.core.borrow_mut().handle_mesh(msg);
+        self.run_outputs();
+    }
+
+    /// Times a mesh channel was found full (or not yet connected), for `bus_lagged_total`.
     pub fn lagged(&self) -> u64 {
-        self.lagged.get()
+        self.core.borrow().counters().mesh_full
     }
 
     /// What the store holds and has quarantined, for the shard's stats.
@@ -277,119 +253,85 @@ impl Objects {
 
     /// Refusals by reason since start, for the shard's `rejected_total`.
     pub fn refusals(&self) -> Vec<(ronode_proto::Reason, u64)> {
-        self.plane.borrow().counters().refusals().collect()
+        self.core.borrow().objects().counters().refusals().collect()
     }
 
-    /// Runs the plane's outputs until there are none.
-    pub fn drain(&self) {
+    /// Fetch counters since start, for `objects_fetch_total{result}`.
+    pub fn fetch_counters(&self) -> ronode_shards::objects::fetch::FetchCounters {
+        self.core.borrow().fetch_counters()
+    }
+
+    /// A peer's answer to one of this shard's fetch tries.
+    fn handle_fetch_answer(&self, try_id: u64, answer: Answer) {
+        let now = self.clock.now();
+        self.core
+            .borrow_mut()
+            .handle_fetch_answer(try_id, answer, now);
+        self.run_outputs();
+    }
+
+    /// A completion of this shard's store.
+    fn complete(&self, done: StoreDone) {
+        let peers = self.peers.borrow().clone();
+        let up = || peers.map(|p| p.up()).unwrap_or_default();
+        let now = self.clock.now();
+        self.core.borrow_mut().handle_store_done(done, up, now);
+    }
+
+    /// Executes the core's outputs until it has none (each may lead to more: a RAM store
+    /// completes on the spot).
+    pub fn run_outputs(&self) {
         loop {
-            let op = self.plane.borrow_mut().poll_store_op();
-            if let Some(op) = op {
-                self.route(op);
-                continue;
-            }
-            let t = self.plane.borrow_mut().poll_transmit();
-            match t {
-                Some(t) => self.push(t),
+            let out = self.core.borrow_mut().poll();
+            match out {
                 None => return,
+                Some(CoreOut::Store(op)) => self.execute(op),
+                Some(CoreOut::Mesh { to, msg }) => self.send_mesh(to, msg),
+                Some(CoreOut::Try(t)) => {
+                    let peers = self.peers.borrow().clone();
+                    match peers {
+                        Some(peers) => peers.send_try(t),
+                        None => self.core.borrow_mut().fail_try(t.id, self.clock.now()),
+                    }
+                }
+                Some(CoreOut::Wake(session)) => {
+                    if let Some(wake) = self.wakes.borrow().get(&session) {
+                        wake.wake();
+                    }
+                }
             }
         }
     }
 
-    /// Queues a frame on its session's outbox (dropped when the session is gone), pausing the
-    /// session's GET streams once the outbox reaches its window.
-    fn push(&self, t: Transmit) {
-        let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
-        if let Some(outbox) = outbox {
-            let session = t.session;
-            outbox.push(t);
-            if !outbox.blocked.get() && outbox.len() >= outbox.window {
-                outbox.blocked.set(true);
-                self.plane.borrow_mut().set_session_blocked(session, true);
-            }
-        }
-    }
-
-    /// Queues a frame of another plane (gossip) on its session's outbox unless the outbox
-    /// already holds `max` frames: false when refused so (the caller counts it).
-    pub fn offer(&self, t: Transmit, max: usize) -> bool {
-        let full = self
-            .outboxes
-            .borrow()
-            .get(&t.session.0)
-            .is_some_and(|o| o.len() >= max);
-        if !full {
-            self.push(t);
-        }
-        !full
-    }
-
-    fn route(&self, op: StoreOp) {
-        let owner = shard_of(op.addr().as_bytes(), self.shard_count);
-        if owner == self.shard {
-            // A completion on the spot goes to the plane; the drain already running sends on
-            // whatever it queued.
-            self.execute(op);
-            return;
-        }
-        let sender = self.mesh.borrow()[owner.0 as usize].clone();
-        let op = match &sender {
-            Some(tx) => match tx.try_send(MeshMsg::Op(op)) {
+    /// Sends a message to another shard; when its channel has no room (or is still connecting)
+    /// the core decides: answered here, or delivered once there is room.
+    fn send_mesh(&self, to: ShardId, msg: MeshMsg) {
+        let sender = self.mesh.borrow()[to.0 as usize].clone();
+        let msg = match &sender {
+            Some(tx) => match tx.try_send(msg) {
                 Ok(()) => return,
-                Err(e) => {
-                    self.lagged.set(self.lagged.get() + 1);
-                    let MeshMsg::Op(op) = mesh::returned(e) else {
-                        unreachable!("sent an Op")
-                    };
-                    op
-                }
+                Err(e) => mesh::returned(e),
             },
-            // Still connecting (the first milliseconds after start).
-            None => {
-                self.lagged.set(self.lagged.get() + 1);
-                op
-            }
+            None => msg,
         };
-        match (StoreDone::busy(&op), sender) {
-            (Some(done), _) => self.plane.borrow_mut().handle_store_done(done),
-            // An abort (it releases a reservation) or a commit (its body was accepted whole) must
-            // reach the owner: wait for room.
-            (None, Some(sender)) => {
-                mesh::send_or_wait(&sender, MeshMsg::Op(op));
+        let Some(msg) = self.core.borrow_mut().handle_mesh_full(msg) else {
+            return; // answered busy; the loop sends the answer on
+        };
+        match sender {
+            Some(sender) => {
+                mesh::send_or_wait(&sender, msg);
             }
-            // Not connected yet (the first moments after start): neither may be lost (an
-            // unanswered PUT, a reservation held for ever), so they wait for the channel.
-            (None, None) => self.send_when_connected(owner, op),
+            None => self.parked.borrow_mut()[to.0 as usize].push(msg),
         }
-        // The busy answer goes out with the drain already running (it loops until empty).
     }
 
-    /// Sends `op` to `owner` once the mesh channel towards it is connected (the first moments
-    /// after start), waiting for room then.
-    fn send_when_connected(&self, owner: ShardId, op: StoreOp) {
-        let me = self.me.clone();
-        glommio::spawn_local(async move {
-            loop {
-                let Some(objects) = me.upgrade() else { return };
-                let sender = objects.mesh.borrow()[owner.0 as usize].clone();
-                drop(objects);
-                if let Some(sender) = sender {
-                    let _ = sender.send(MeshMsg::Op(op)).await;
-                    return;
-                }
-                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-            }
-        })
-        .detach();
-    }
-
-    /// Runs an operation on this shard's store; its completion goes to [`Objects::complete`]
-    /// now or, for disk I/O, when the task ends.
-    pub(super) fn execute(&self, op: StoreOp) {
-        self.note_fetchable(&op);
+    /// Runs an operation on this shard's store; its completion goes back to the core now or,
+    /// for disk I/O, when the task ends.
+    fn execute(&self, op: StoreOp) {
         let disk = match &self.store {
             Store::Ram(ram) => {
-                if let Some(done) = op.execute(&mut *ram.borrow_mut()) {
+                let done = op.execute(&mut *ram.borrow_mut());
+                if let Some(done) = done {
                     self.complete(done);
                 }
                 return;
@@ -405,45 +347,10 @@ impl Objects {
                     let done = io.await;
                     if let Some(me) = me.upgrade() {
                         me.complete(done);
-                        me.drain();
+                        me.run_outputs();
                     }
                 })
                 .detach();
-            }
-        }
-    }
-
-    /// A completion of this shard's store: to the local plane when it issued the operation,
-    /// otherwise back over the mesh to the shard that did.
-    pub(super) fn complete(&self, done: StoreDone) {
-        // A miss that peers may fill, or the store's answer to caching a fetched object.
-        let Some(done) = self.intercept(done) else {
-            return;
-        };
-        let origin = done.id().shard;
-        if origin == self.shard {
-            self.plane.borrow_mut().handle_store_done(done);
-            return;
-        }
-        // A completion must not be lost: park it until the channel back to its origin is
-        // connected (the first moments after start), and wait for room rather than drop it.
-        let sender = self.mesh.borrow()[origin.0 as usize].clone();
-        let Some(sender) = sender else {
-            self.parked.borrow_mut()[origin.0 as usize].push(done);
-            return;
-        };
-        if !mesh::send_or_wait(&sender, MeshMsg::Done(done)) {
-            self.lagged.set(self.lagged.get() + 1);
-        }
-    }
-
-    /// A message from another shard's mesh channel.
-    pub fn handle_mesh(&self, msg: MeshMsg) {
-        match msg {
-            MeshMsg::Op(op) => self.execute(op),
-            MeshMsg::Done(done) => {
-                self.plane.borrow_mut().handle_store_done(done);
-                self.drain();
             }
         }
     }

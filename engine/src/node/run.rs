@@ -1,6 +1,7 @@
 //! A shard's life on its executor: wiring its planes, store and meshes from its seed, the
 //! accept loop, peer sessions handed over by other shards, the tick, and the drain at the end.
 
+use super::clock::Clock;
 use super::gossip::{self, Gossip, GossipMsg, GossipSeed};
 use super::handoff::{self, Handoff};
 use super::objects::{self, MeshMsg, Objects, StoreSeed};
@@ -11,6 +12,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, SharedReceiver, Share
 use glommio::net::TcpListener;
 use ronode_proto::Reason;
 use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane, OnMiss};
+use ronode_shards::shard_core::ShardCore;
 use ronode_shards::stats::{ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
@@ -81,10 +83,11 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
-    // The one clock origin of this shard's sans-IO parts.
-    let epoch = Instant::now();
+    // The one clock of this shard's sans-IO parts.
+    let clock = Clock::start();
     let on_miss = OnMiss::new(seed.id, seed.fetch, seed.cache_fetched);
-    let objects = Objects::new(seed.id, seed.shard_count, plane, store, on_miss, epoch);
+    let core = ShardCore::new(seed.id, seed.shard_count, plane, on_miss, clock.now());
+    let objects = Objects::new(seed.shard_count, core, store, clock);
     for rx in seed.mesh_in {
         let objects = objects.clone();
         glommio::spawn_local(async move { objects::serve_mesh(objects, rx.connect().await).await })
@@ -142,7 +145,7 @@ pub async fn run(seed: ShardSeed) {
         draining: seed.draining,
         drain_deadline: Cell::new(None),
         sessions: Cell::new(0),
-        epoch,
+        clock,
         objects,
         reported: RefCell::new(Reported::default()),
         heap: super::heap::HeapTrim::default(),
@@ -197,7 +200,7 @@ async fn tick(shard: Rc<Shard>) {
     loop {
         glommio::timer::sleep(shard.cfg.tick).await;
         shard.objects.wake_sessions();
-        shard.objects.handle_fetch_timeout();
+        shard.objects.handle_timeout();
         shard.gossip.tick();
         let held = {
             let stats = shard.stats.borrow();

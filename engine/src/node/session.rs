@@ -14,7 +14,7 @@
 //! tick passes with nothing read, queued or buffered), so an idle session holds its TLS and
 //! protocol state only. A busy one keeps them from turn to turn: no allocation per request.
 
-use super::objects::Outbox;
+use super::objects::Wake;
 use super::shard::Shard;
 use super::tls_conn::TlsConn;
 use bytes::BytesMut;
@@ -24,7 +24,7 @@ use ronode_proto::inbound::Received;
 use ronode_proto::Reason;
 use ronode_shards::gossip::Reply;
 use ronode_shards::objects::SessionId;
-use ronode_shards::session::{Ending, SessionCore, SessionHost, Turn};
+use ronode_shards::session::{Ending, Now, SessionCore, SessionHost, Turn};
 use ronode_shards::shard_of;
 use ronode_shards::stats::{ShardStats, TlsFailure};
 use std::rc::Rc;
@@ -84,7 +84,7 @@ pub async fn serve(stream: TcpStream, shard: Rc<Shard>) -> End {
 pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     // glommio arms this timer only when a write would block: no timer per write.
     tls.set_write_timeout(shard.cfg.write_timeout);
-    let (id, outbox) = shard.objects.open_session(shard.cfg.send_window_frames);
+    let (id, wake) = shard.objects.open_session(shard.cfg.send_window_frames);
     // A peer session: the certificate names a peer this node knows (configured, or up). Its
     // EVENTs are relays; a client's (identity or not) are publishes.
     let peer = tls.peer_node_id().filter(|p| shard.peers.knows(p));
@@ -99,7 +99,7 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
         tls,
         rbuf: BytesMut::new(),
         core,
-        outbox,
+        wake,
         buffer_bytes: 0,
     };
     let end = session.run(shard).await;
@@ -116,8 +116,8 @@ impl SessionHost for Shard {
         self.stats_mut(f);
     }
 
-    fn objects_frame(&self, session: SessionId, rx: Received, unix_s: u64) {
-        self.objects.handle_frame(session, rx, unix_s);
+    fn objects_frame(&self, session: SessionId, rx: Received, now: Now) {
+        self.objects.handle_frame(session, rx, now);
     }
 
     fn gossip_frame(
@@ -140,8 +140,8 @@ struct Session {
     tls: TlsConn,
     rbuf: BytesMut,
     core: SessionCore,
-    /// The frames the planes have for this session.
-    outbox: Rc<Outbox>,
+    /// Woken when the core queued frames for this session, and by the shard's tick.
+    wake: Rc<Wake>,
     /// The buffer bytes this session last counted in the shard's `session_buffer_bytes`.
     buffer_bytes: usize,
 }
@@ -155,7 +155,7 @@ impl Session {
                 return self.end(ending, shard).await;
             }
             while self.core.has_room() {
-                let Some(t) = shard.objects.next_transmit(self.core.id(), &self.outbox) else {
+                let Some(t) = shard.objects.next_transmit(self.core.id()) else {
                     break;
                 };
                 self.core.queue_transmit(t, now, shard);
@@ -173,7 +173,7 @@ impl Session {
                     Turn::Read => break,
                 }
             }
-            if !self.outbox.is_empty() {
+            if shard.objects.has_transmit(self.core.id()) {
                 // More to send: write it before taking new requests.
                 continue;
             }
@@ -184,7 +184,8 @@ impl Session {
                 Ok(Some(_)) => {}
                 // Woken with nothing read: by the shard's tick, or with frames to send.
                 Ok(None) => {
-                    if self.outbox.is_empty() && self.rbuf.is_empty() && !self.core.has_output() {
+                    let queued = shard.objects.has_transmit(self.core.id());
+                    if !queued && self.rbuf.is_empty() && !self.core.has_output() {
                         self.release_buffers(shard);
                     }
                 }
@@ -224,13 +225,12 @@ impl Session {
         }
     }
 
-    /// Reads what is there, waiting until the outbox has something (the shard's tick also
-    /// wakes every session through its outbox, for its timers): `Ok(None)` when nothing came,
-    /// `Ok(Some(0))` when the peer closed.
+    /// Reads what is there, waiting until woken (frames queued, or the shard's tick for the
+    /// timers): `Ok(None)` when nothing came, `Ok(Some(0))` when the peer closed.
     async fn read(&mut self) -> std::io::Result<Option<usize>> {
-        let outbox = self.outbox.clone();
+        let wake = self.wake.clone();
         self.tls
-            .read_or_wake(&mut self.rbuf, async move { outbox.wait().await })
+            .read_or_wake(&mut self.rbuf, async move { wake.wait().await })
             .await
     }
 

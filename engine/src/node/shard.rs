@@ -46,7 +46,7 @@ pub struct Shard {
     /// When the drain must be over: set by the first look after the drain flag went up.
     pub(super) drain_deadline: Cell<Option<Instant>>,
     pub(super) sessions: Cell<usize>,
-    pub(super) epoch: Instant,
+    pub(super) clock: super::clock::Clock,
     pub objects: Rc<Objects>,
     pub peers: Rc<Peers>,
     pub gossip: Rc<Gossip>,
@@ -68,23 +68,17 @@ pub(super) struct Reported {
 impl Shard {
     /// Milliseconds since the shard started: the time the sans-IO parts are given.
     pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.clock.now_ms()
     }
 
     /// Both clocks the sans-IO core is given, read once per loop turn.
     pub fn now(&self) -> Now {
-        Now {
-            mono_ms: self.now_ms(),
-            unix_s: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        }
+        self.clock.now()
     }
 
     /// [`Shard::drain_deadline`] on the [`Shard::now_ms`] clock.
     pub fn drain_deadline_ms(&self) -> Option<u64> {
-        self.drain_deadline()
-            .map(|d| d.saturating_duration_since(self.epoch).as_millis() as u64)
+        self.drain_deadline().map(|d| self.clock.ms_of(d))
     }
 
     pub fn draining(&self) -> bool {

@@ -21,7 +21,7 @@ impl SessionCore {
         let h = rx.frame.header;
         match h.app_proto_id {
             APP_OBJECTS => {
-                host.objects_frame(self.id, rx, now.unix_s);
+                host.objects_frame(self.id, rx, now);
                 Answered::Done
             }
             APP_GOSSIP => self.answer_gossip(&rx, now, host),

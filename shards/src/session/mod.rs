@@ -124,7 +124,7 @@ pub trait SessionHost {
     /// Updates the shard's counters.
     fn stats(&self, f: impl FnOnce(&mut ShardStats));
     /// A frame of app 1 for the objects plane (its answers come back as [`Transmit`]s).
-    fn objects_frame(&self, session: SessionId, rx: Received, unix_s: u64);
+    fn objects_frame(&self, session: SessionId, rx: Received, now: Now);
     /// A frame of app 2 for the gossip plane; `peer` is the NodeId of a peer session.
     fn gossip_frame(
         &self,

@@ -48,7 +48,7 @@ impl SessionHost for Host {
     fn stats(&self, f: impl FnOnce(&mut ShardStats)) {
         f(&mut self.stats.borrow_mut());
     }
-    fn objects_frame(&self, _: SessionId, rx: Received, _: u64) {
+    fn objects_frame(&self, _: SessionId, rx: Received, _: Now) {
         self.objects.borrow_mut().push(rx.frame.header.corr_id);
     }
     fn gossip_frame(&self, _: SessionId, _: Option<NodeId>, _: &Received, _: u64) -> Reply {
