@@ -18,8 +18,10 @@ impl Clock {
     }
 
     pub fn now(&self) -> Now {
+        let mono_us = self.epoch.elapsed().as_micros() as u64;
         Now {
-            mono_ms: self.now_ms(),
+            mono_ms: mono_us / 1000,
+            mono_us,
             unix_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),

@@ -256,7 +256,7 @@ impl Session {
         };
         match written {
             Ok(()) => {
-                self.core.written();
+                self.core.written(shard.now(), shard);
                 Ok(())
             }
             // The socket's write timeout (`write_timeout`, set once per session).

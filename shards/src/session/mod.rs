@@ -76,6 +76,8 @@ pub struct SessionCfg {
 pub struct Now {
     /// Monotonic milliseconds (any fixed origin): every timer.
     pub mono_ms: u64,
+    /// The same clock in microseconds: latencies.
+    pub mono_us: u64,
     /// Unix seconds: capability expiry.
     pub unix_s: u64,
 }
@@ -159,6 +161,9 @@ pub struct SessionCore {
     /// The last whole frame either way (the idle timer: a subscriber receiving gossip is not
     /// idle).
     last_frame_ms: u64,
+    /// Requests accepted and not yet answered whole, with when (µs) they were accepted: at
+    /// most `inflight` + 1 (admission refuses past it).
+    accepted_at: Vec<(u64, u64)>,
 }
 
 impl SessionCore {
@@ -181,6 +186,7 @@ impl SessionCore {
             bucket: TokenBucket::new(cfg.max_rps, cfg.burst, now_ms),
             stalled_since_ms: None,
             last_frame_ms: now_ms,
+            accepted_at: Vec::new(),
         }
     }
 
@@ -224,7 +230,10 @@ impl SessionCore {
             host.stats(|s| s.frame(Dir::In, kind, u64::from(h.len)));
             if h.kind() == Some(Kind::Req) && rx.progress.begins() {
                 match self.admit(&h, now_ms, cfg, host) {
-                    Admit::Accept => self.last_accepted = self.last_accepted.max(h.corr_id),
+                    Admit::Accept => {
+                        self.last_accepted = self.last_accepted.max(h.corr_id);
+                        self.accepted_at.push((h.corr_id, now.mono_us));
+                    }
                     Admit::Refused { counts } => {
                         if counts && self.refusals.refuse(now_ms) {
                             return Some(self.shed(host));
@@ -267,8 +276,15 @@ impl SessionCore {
         self.out.pending()
     }
 
-    /// The whole output was written.
-    pub fn written(&mut self) {
+    /// The whole output was written (at `now`): the requests whose answers it ended count
+    /// in `request_latency_seconds`, from their acceptance to this write.
+    pub fn written<H: SessionHost>(&mut self, now: Now, host: &H) {
+        for corr_id in self.out.take_answered() {
+            if let Some(i) = self.accepted_at.iter().position(|(c, _)| *c == corr_id) {
+                let (_, at) = self.accepted_at.swap_remove(i);
+                host.stats(|s| s.request_latency_us(now.mono_us.saturating_sub(at)));
+            }
+        }
         self.out.clear();
     }
 

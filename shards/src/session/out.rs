@@ -31,6 +31,8 @@ pub(super) struct Output {
     scratch: Vec<u8>,
     /// The highest request id answered: the `last_corr_id` of a GOAWAY other than the drain's.
     last_answered: u64,
+    /// Requests whose answer's last frame is in this output (for their latency once written).
+    answered: Vec<u64>,
 }
 
 impl Output {
@@ -43,6 +45,7 @@ impl Output {
             encoder: FrameEncoder::new(max_frame),
             scratch: Vec::new(),
             last_answered: 0,
+            answered: Vec::new(),
         }
     }
 
@@ -63,9 +66,15 @@ impl Output {
     }
 
     pub(super) fn clear(&mut self) {
+        self.answered.clear();
         self.wbuf.clear();
         self.shared.clear();
         self.shared_bytes = 0;
+    }
+
+    /// The requests whose answer ended in this output, taken.
+    pub(super) fn take_answered(&mut self) -> std::vec::Drain<'_, u64> {
+        self.answered.drain(..)
     }
 
     pub(super) fn last_answered(&self) -> u64 {
@@ -92,7 +101,7 @@ impl Output {
         frame: &OutFrame<'_>,
         host: &H,
     ) {
-        if !record(inbound, &frame.header()) {
+        if !self.record(inbound, &frame.header()) {
             return;
         }
         match self.encoder.encode(frame, &mut self.wbuf) {
@@ -113,7 +122,7 @@ impl Output {
             return self.send(inbound, &t.out_frame(), host);
         }
         let header = t.header();
-        if !record(inbound, &header) {
+        if !self.record(inbound, &header) {
             return;
         }
         self.wbuf.extend_from_slice(&header.to_bytes());
@@ -219,28 +228,34 @@ impl Output {
         }
     }
 
+    /// Records a frame about to be sent with the sequence tracker, noting an answer's last
+    /// frame; `false` (our own bug: never send what the peer must reject) when it breaks the
+    /// rules.
+    fn record(&mut self, inbound: &mut Inbound, header: &Header) -> bool {
+        match inbound.tracker_mut().on_send(header) {
+            Ok(progress) => {
+                if header.kind() == Some(Kind::Resp) && progress.ends() {
+                    self.answered.push(header.corr_id);
+                }
+                true
+            }
+            Err(reason) => {
+                debug_assert!(
+                    false,
+                    "sending {:?} broke the sequence rules: {reason}",
+                    header.flags
+                );
+                false
+            }
+        }
+    }
+
     /// Counts a frame of `n` bytes queued for sending.
     fn sent<H: SessionHost>(&mut self, flags: Flags, corr_id: u64, n: u64, host: &H) {
         let kind = frame_kind(flags.kind().unwrap_or(Kind::Resp));
         host.stats(|s| s.frame(Dir::Out, kind, n));
         if flags.contains(Flags::RESP) {
             self.last_answered = self.last_answered.max(corr_id);
-        }
-    }
-}
-
-/// Records a frame about to be sent with the sequence tracker; `false` (our own bug: never
-/// send what the peer must reject) when it breaks the rules.
-fn record(inbound: &mut Inbound, header: &Header) -> bool {
-    match inbound.tracker_mut().on_send(header) {
-        Ok(_) => true,
-        Err(reason) => {
-            debug_assert!(
-                false,
-                "sending {:?} broke the sequence rules: {reason}",
-                header.flags
-            );
-            false
         }
     }
 }

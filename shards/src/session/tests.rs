@@ -86,6 +86,7 @@ impl Wire {
     fn now(&self) -> Now {
         Now {
             mono_ms: self.now_ms,
+            mono_us: self.now_ms * 1000,
             unix_s: 1_700_000_000,
         }
     }
@@ -119,7 +120,7 @@ impl Wire {
             from = *at;
         }
         wire.extend_from_slice(&bytes[from..]);
-        self.core.written();
+        self.core.written(self.now(), &self.host);
         let mut frames = Vec::new();
         while let Some(f) = self.dec.decode(&mut wire).unwrap() {
             frames.push(f);
@@ -412,9 +413,38 @@ fn the_same_inputs_give_the_same_bytes() {
             assert_eq!(w.input(), None);
             let (bytes, _) = w.core.output();
             out.extend_from_slice(bytes);
-            w.core.written();
+            w.core.written(w.now(), &w.host);
         }
         out
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn a_request_s_latency_runs_from_its_acceptance_to_the_write_of_its_answer() {
+    let mut w = Wire::greeted(cfg());
+    let before = w.host.stats.borrow().latency().count();
+    w.now_ms = 1_000;
+    w.get(2);
+    assert_eq!(w.input(), None);
+    w.now_ms = 1_250;
+    let answer = Transmit {
+        session: SessionId(1),
+        app_proto_id: APP_OBJECTS,
+        flags: Flags::RESP,
+        code: 404,
+        tenant_id: 0,
+        corr_id: 2,
+        payload: Bytes::from_static(b"{}"),
+    };
+    w.core.queue_transmit(answer, w.now(), &w.host);
+    w.now_ms = 1_500;
+    assert_eq!(w.frames().len(), 1, "written at 1,500 ms");
+    let stats = w.host.stats.borrow();
+    assert_eq!(stats.latency().count(), before + 1);
+    assert_eq!(
+        stats.latency().quantile_us(1.0) / 1000,
+        500,
+        "500 ms, to the write"
+    );
 }

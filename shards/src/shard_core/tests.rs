@@ -75,6 +75,7 @@ impl Node {
     fn new(put_timeout_s: u64) -> Node {
         let now = Now {
             mono_ms: 0,
+            mono_us: 0,
             unix_s: UNIX_S,
         };
         let shards: Vec<Shard> = (0..SHARDS)
@@ -182,12 +183,14 @@ impl Node {
             from = *at;
         }
         wire.extend_from_slice(&bytes[from..]);
-        self.session.written();
+        let host = Host(&self.shards[0]);
+        self.session.written(self.now, &host);
         std::iter::from_fn(|| self.dec.decode(&mut wire).unwrap()).collect()
     }
 
     fn advance(&mut self, ms: u64) {
         self.now.mono_ms += ms;
+        self.now.mono_us = self.now.mono_ms * 1000;
         self.now.unix_s = UNIX_S + self.now.mono_ms / 1000;
         for shard in &self.shards {
             let due = shard.core.borrow().poll_timeout();
