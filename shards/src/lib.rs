@@ -21,6 +21,7 @@
 
 pub mod gossip;
 pub mod limiter;
+pub mod limits;
 pub mod objects;
 pub mod peers;
 pub mod placement;

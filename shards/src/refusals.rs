@@ -8,10 +8,7 @@
 //! its 64 requests in flight is refused at most about 64 times per retry, a few hundred in a
 //! window; a flood passes it within milliseconds.
 
-/// Refusals a session may collect within one window.
-pub const MAX_REFUSALS: u32 = 1024;
-/// The window's length.
-pub const REFUSAL_WINDOW_MS: u64 = 10_000;
+pub use crate::limits::{MAX_REFUSALS, REFUSAL_WINDOW_MS};
 
 /// Counts one session's refusals in fixed windows (the first refusal after a window ended opens
 /// the next one).

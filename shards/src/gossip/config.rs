@@ -4,13 +4,11 @@
 
 use ronode_proto::limits::MAX_GOSSIP_IDS;
 
+pub use crate::limits::MAX_RELAY_FANOUT;
 pub use crate::objects::ConfigError;
 
 /// Most peers a message is eagerly pushed to, by default (`gossip.relay_fanout`).
 pub const DEFAULT_RELAY_FANOUT: usize = 6;
-/// The largest `relay_fanout` accepted: beyond it eager push is a flood, and lazy repair is
-/// there so that it never needs to be.
-pub const MAX_RELAY_FANOUT: usize = 64;
 /// Relays a message may take by default (`gossip.max_hops`).
 pub const DEFAULT_MAX_HOPS: u8 = 8;
 

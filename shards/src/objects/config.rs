@@ -7,6 +7,7 @@ use ronode_proto::frame::Frame;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::limits::MAX_CAP_KEYS;
 use ronode_proto::limits::{
     HEADER_LEN, MAX_CHUNK_BYTES, MAX_FRAME, MAX_INFLIGHT, MIN_CHUNK_BYTES, MIN_NEGOTIATED_FRAME,
 };
@@ -144,9 +145,6 @@ impl ObjectsConfig {
         self.chunk_bytes.min(frame_room)
     }
 }
-
-/// Most root keys a node checks capabilities against.
-pub const MAX_CAP_KEYS: usize = 16;
 
 /// The root keys capabilities are verified with, by key id (`kid`). Empty for an amnesia node
 /// started without `--cap-key`: it then accepts no capability. `Debug` prints the ids only.

@@ -26,14 +26,12 @@ use ronode_proto::id::{NodeId, ObjectAddr};
 use super::fetch::{Answer, FetchConfig, FetchCounters, Fetcher, Miss, Try};
 use super::store::clamp;
 use super::{Begun, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
+pub use crate::limits::MAX_CACHING;
 use crate::ShardId;
 
 /// Ids of the store operations that cache fetched objects: the planes number theirs from 1, so
 /// these never meet theirs.
 pub const CACHE_OP_BIT: u64 = 1 << 63;
-
-/// Fetched objects being written to the store at once; past it one is served, not kept.
-pub const MAX_CACHING: usize = 64;
 
 /// A read waiting for a fetch.
 #[derive(Debug, Clone)]

@@ -2,6 +2,8 @@
 //! `Bytes` for a vectored write, each frame recorded with the sequence tracker and counted.
 
 use super::SessionHost;
+pub use crate::limits::SHARED_PAYLOAD_MIN;
+pub use crate::limits::WRITE_BATCH;
 use crate::objects::Transmit;
 use crate::stats::{Dir, FrameKind};
 use bytes::Bytes;
@@ -10,14 +12,6 @@ use ronode_proto::error_body::ErrorBody;
 use ronode_proto::frame::{FrameEncoder, Header, OutFrame};
 use ronode_proto::inbound::{Inbound, Reject};
 use ronode_proto::{Flags, Kind, Reason};
-
-/// Plaintext a session collects from the planes before it writes: large enough for a handful
-/// of 64 KiB chunks per write, small enough to bound each session's buffer.
-pub const WRITE_BATCH: usize = 256 * 1024;
-
-/// Payloads at least this long are not copied into the write buffer: they are encrypted from
-/// the `Bytes` the store answered (a vectored write), which saves a copy of every body byte.
-pub const SHARED_PAYLOAD_MIN: usize = 8 * 1024;
 
 #[derive(Debug)]
 pub(super) struct Output {

@@ -22,6 +22,7 @@ mod outbox;
 #[cfg(test)]
 mod tests;
 
+use crate::limits::OUTBOX_FRAMES;
 use crate::objects::fetch::{Answer, FetchCounters, Try};
 use crate::objects::{MissOut, ObjectsPlane, OnMiss, SessionId, StoreDone, StoreOp, Transmit};
 use crate::session::Now;
@@ -63,6 +64,8 @@ pub struct CoreCounters {
     pub mesh_full: u64,
     /// Frames of other planes refused because their session's queue was full.
     pub offers_refused: u64,
+    /// Frames refused at [`OUTBOX_FRAMES`] (`queue_dropped_total{queue="send"}`).
+    pub outbox_refused: u64,
 }
 
 /// See the module docs.
@@ -235,6 +238,11 @@ impl ShardCore {
         t
     }
 
+    /// Frames queued for all sessions (`queue_depth{queue="send"}`).
+    pub fn queued_frames(&self) -> usize {
+        self.outboxes.values().map(|o| o.len()).sum()
+    }
+
     /// Whether `session` has frames queued.
     pub fn has_transmit(&self, session: SessionId) -> bool {
         self.outboxes.get(&session).is_some_and(|o| o.len() > 0)
@@ -318,6 +326,11 @@ impl ShardCore {
         let Some(outbox) = self.outboxes.get_mut(&session) else {
             return;
         };
+        if outbox.len() >= OUTBOX_FRAMES {
+            self.counters.outbox_refused += 1;
+            debug_assert!(false, "the queue of {session} is full: {t:?} refused");
+            return;
+        }
         outbox.push(t);
         // Every frame wakes its session (a wake-up already pending absorbs it): waking only
         // when the queue was empty lost answers in the drain test, 2 runs in 6; see the note

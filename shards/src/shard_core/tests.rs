@@ -313,3 +313,26 @@ fn a_full_channel_refuses_what_may_be_refused_and_keeps_what_must_arrive() {
     drop(core);
     node.run();
 }
+
+#[test]
+fn another_plane_s_frames_are_refused_past_their_bound_and_counted() {
+    let node = Node::new(30);
+    let frame = |n| Transmit {
+        session: node.sid,
+        app_proto_id: ronode_proto::msg::APP_GOSSIP,
+        flags: Flags::EVENT,
+        code: 0,
+        tenant_id: 0,
+        corr_id: n,
+        payload: Bytes::new(),
+    };
+    let mut core = node.shards[0].core.borrow_mut();
+    for n in 0..4 {
+        assert!(core.offer(frame(n), 4), "frame {n}");
+    }
+    assert!(!core.offer(frame(4), 4), "the fifth is refused");
+    assert_eq!(core.counters().offers_refused, 1);
+    assert_eq!(core.queued_frames(), 4);
+    core.next_transmit(node.sid);
+    assert!(core.offer(frame(5), 4), "room again");
+}
