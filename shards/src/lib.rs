@@ -18,6 +18,8 @@ pub mod placement;
 pub mod refusals;
 pub mod rng;
 pub mod session;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod stats;
 
 pub use placement::{shard_of, ShardId};
