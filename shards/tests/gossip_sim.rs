@@ -288,19 +288,25 @@ fn a_burst_beyond_the_topic_budget_is_shed_and_counted() {
     assert_eq!(m.seen.published.len(), 20);
 }
 
-/// The scenario of `scripts/sim.sh --scenario gossip`, small: 300 nodes x 2 shards, a
-/// partition of 10 % that heals, 10 % killed.
+/// The scenario of `scripts/sim.sh --scenario gossip`, small (the debug build runs a few
+/// thousand events a second): 60 nodes x 2 shards, 30 messages from 1 s to 1.6 s, 10 % cut
+/// off from 1.1 s to 1.3 s, 10 % killed at 1.4 s.
 fn scenario(seed: u64) -> GossipScenario {
-    let mut s = GossipScenario::new(seed, 300, 2, Profile::INTRA);
-    s.messages = 100;
+    let mut s = GossipScenario::new(seed, 60, 2, Profile::INTRA);
+    s.messages = 30;
+    s.partition_at_ms = 1_100;
+    s.heal_at_ms = 1_300;
+    s.kill_at_ms = 1_400;
+    s.drain_ms = 3_000;
     s
 }
 
 #[test]
-fn a_few_hundred_nodes_with_a_partition_and_kills_deliver_to_every_survivor() {
+fn sixty_nodes_with_a_partition_and_kills_deliver_to_every_survivor() {
     let o = scenario(42).run().unwrap();
     println!("{}", o.json);
-    assert_eq!(o.published, 100);
+    assert_eq!(o.published, 30);
+    assert!(o.json.contains("\"kills\":6,"), "{}", o.json);
     assert_eq!(o.refused, 0);
     assert_eq!(o.duplicates, 0, "a subscriber got a message twice");
     assert!(o.delivery() >= 0.999, "delivery {}", o.delivery());
@@ -309,5 +315,4 @@ fn a_few_hundred_nodes_with_a_partition_and_kills_deliver_to_every_survivor() {
     let again = scenario(42).run().unwrap();
     let strip = |j: &str| j[..j.find(",\"wall_s\"").unwrap()].to_owned();
     assert_eq!(strip(&o.json), strip(&again.json));
-    assert_ne!(scenario(43).run().unwrap().trace_hash, o.trace_hash);
 }

@@ -168,15 +168,22 @@ impl GossipScenario {
         }
         let cut = share(&mut rng, n, self.partition_permille);
         let killed = share(&mut rng, n, self.kill_permille);
+        // The scenario's steps besides publishing, in time order: (time, step, done).
+        let mut steps: Vec<(u64, Step, bool)> = Vec::new();
+        if self.partition_permille > 0 {
+            steps.push((self.partition_at_ms, Step::Partition, false));
+            steps.push((self.heal_at_ms.max(self.partition_at_ms), Step::Heal, false));
+        }
+        if self.kill_permille > 0 {
+            steps.push((self.kill_at_ms, Step::Kill, false));
+        }
+        steps.sort_by_key(|s| s.0);
         // Scenario steps in time order: publishes, then the partition, heal and kill.
         let mut published: BTreeMap<MsgId, (u64, usize)> = BTreeMap::new();
         let mut refused = 0u64;
         let mut deliveries: HashMap<(u32, MsgId), u64> = HashMap::new();
         let mut duplicates = 0u64;
         let mut latencies: Vec<u64> = Vec::new();
-        let mut partitioned = false;
-        let mut healed = false;
-        let mut kill_done = false;
         let mut collect = |sim: &mut Sim<GossipNode>,
                            published: &mut BTreeMap<MsgId, (u64, usize)>,
                            refused: &mut u64,
@@ -199,25 +206,11 @@ impl GossipScenario {
         };
         for k in 0..self.messages {
             let at = self.warmup_ms + k as u64 * self.publish_every_ms;
-            if !partitioned && self.partition_permille > 0 && self.partition_at_ms <= at {
-                sim.run_until(self.partition_at_ms)?;
+            for step in steps.iter_mut().filter(|s| s.0 <= at && !s.2) {
+                sim.run_until(step.0)?;
                 collect(&mut sim, &mut published, &mut refused, None);
-                sim.partition(&cut);
-                partitioned = true;
-            }
-            if partitioned && !healed && self.heal_at_ms <= at {
-                sim.run_until(self.heal_at_ms)?;
-                collect(&mut sim, &mut published, &mut refused, None);
-                sim.heal();
-                healed = true;
-            }
-            if !kill_done && self.kill_permille > 0 && self.kill_at_ms <= at {
-                sim.run_until(self.kill_at_ms)?;
-                collect(&mut sim, &mut published, &mut refused, None);
-                for &k in &killed {
-                    sim.kill(k);
-                }
-                kill_done = true;
+                apply(&mut sim, step.1, &cut, &killed);
+                step.2 = true;
             }
             sim.run_until(at)?;
             collect(&mut sim, &mut published, &mut refused, None);
@@ -237,13 +230,13 @@ impl GossipScenario {
             collect(&mut sim, &mut published, &mut refused, Some(topic));
         }
         let end = self.warmup_ms + self.messages as u64 * self.publish_every_ms + self.drain_ms;
-        if partitioned && !healed {
-            sim.run_until(self.heal_at_ms.min(end))?;
-            sim.heal();
+        for step in steps.iter_mut().filter(|s| !s.2) {
+            sim.run_until(step.0.min(end))?;
+            apply(&mut sim, step.1, &cut, &killed);
+            step.2 = true;
         }
         sim.run_until(end)?;
         collect(&mut sim, &mut published, &mut refused, None);
-        drop(collect);
 
         // Expected: every message to every subscriber of its topic alive at the end.
         let mut expected = 0u64;
@@ -335,6 +328,25 @@ impl GossipScenario {
         j.f64("rss_mb", rss_mb());
         outcome.json = j.finish();
         Ok(outcome)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Partition,
+    Heal,
+    Kill,
+}
+
+fn apply(sim: &mut Sim<GossipNode>, step: Step, cut: &[u32], killed: &[u32]) {
+    match step {
+        Step::Partition => sim.partition(cut),
+        Step::Heal => sim.heal(),
+        Step::Kill => {
+            for &k in killed {
+                sim.kill(k);
+            }
+        }
     }
 }
 
