@@ -7,8 +7,9 @@
 //! without ever waiting for it. The objects plane ([`objects::ObjectsPlane`]: GET, HEAD and
 //! PUT of app 1, capabilities, BLAKE3 verification, the store contract and the RAM store) is a
 //! sans-IO state machine the engine drives; so is the gossip plane ([`gossip::GossipPlane`]:
-//! eager push, IHAVE/IWANT repair, burst budgets, dedupe, delivery to subscribers). The other shard state machines and the many-node
-//! simulator arrive with the issues that need them.
+//! eager push, IHAVE/IWANT repair, burst budgets, dedupe, delivery to subscribers). The
+//! many-node simulator (`sim`, behind feature `sim`) runs nodes built on these planes in virtual
+//! time; the other shard state machines arrive with the issues that need them.
 
 pub mod gossip;
 pub mod limiter;
