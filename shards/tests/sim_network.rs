@@ -405,6 +405,8 @@ fn a_killed_nodes_peers_see_the_close_and_a_restart_starts_afresh() {
             },
         )
         .unwrap();
+        // A dial still out when the node dies.
+        s.op(1, ProbeOp::Dial(s.node_id(2))).unwrap();
         s.kill(1);
         assert!(!s.is_alive(1));
         s.run_until(s.now_ms() + 100).unwrap();
@@ -416,7 +418,12 @@ fn a_killed_nodes_peers_see_the_close_and_a_restart_starts_afresh() {
                 _ => None,
             })
             .collect();
-        assert_eq!(closed, BTreeSet::from([(0, c01), (2, c21)]), "{notes:?}");
+        // Both connections, and the one being dialled (node 2 accepted it, then saw it close).
+        assert!(
+            closed.contains(&(0, c01)) && closed.contains(&(2, c21)),
+            "{notes:?}"
+        );
+        assert_eq!(closed.len(), 3, "{notes:?}");
         // Only the first buffer (sent before the kill) reaches node 0; the rest never left.
         let got = notes
             .iter()
@@ -444,8 +451,12 @@ fn a_killed_nodes_peers_see_the_close_and_a_restart_starts_afresh() {
         );
         let notes = s.take_notes();
         if keep_ram {
-            // The parked node is told its connections closed.
-            assert_eq!(notes.len(), 2, "{notes:?}");
+            // The parked node is told its connections closed and its dial failed.
+            assert_eq!(notes.len(), 3, "{notes:?}");
+            let failed = notes
+                .iter()
+                .filter(|n| matches!(n.2, ProbeNote::DialFailed { .. }));
+            assert_eq!(failed.count(), 1, "{notes:?}");
         } else {
             assert!(notes.is_empty(), "{notes:?}");
         }

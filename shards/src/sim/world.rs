@@ -163,6 +163,10 @@ struct Slot<N> {
     conns: BTreeSet<ConnId>,
     /// The connections a parked node had, told `handle_closed` at its restart.
     lost: Vec<ConnId>,
+    /// Dials asked for and not yet answered (connected or failed), by peer; a parked node is
+    /// told at its restart that they failed.
+    dialling: BTreeMap<NodeId, u32>,
+    lost_dials: Vec<NodeId>,
 }
 
 /// The simulator. See the module docs.
@@ -217,6 +221,8 @@ impl<N: SimNode> Sim<N> {
                 timer_generation: 0,
                 conns: BTreeSet::new(),
                 lost: Vec::new(),
+                dialling: BTreeMap::new(),
+                lost_dials: Vec::new(),
             });
         }
         let mut sim = Sim {
@@ -423,6 +429,7 @@ impl<N: SimNode> Sim<N> {
                 }
                 let Some(n) = slot.node.as_mut() else { return };
                 self.counters.dial_failures += 1;
+                answered(&mut slot.dialling, &peer);
                 n.handle_dial_failed(now, peer);
                 self.drain(to);
             }
@@ -437,6 +444,9 @@ impl<N: SimNode> Sim<N> {
                 c.connected[end] = true;
                 let peer = self.slots[c.ends[1 - end] as usize].id;
                 let now = self.now();
+                if end == 0 {
+                    answered(&mut self.slots[to as usize].dialling, &peer);
+                }
                 let n = self.slots[to as usize]
                     .node
                     .as_mut()
@@ -505,6 +515,11 @@ impl<N: SimNode> Sim<N> {
                 } else if end == 0 {
                     // Cut before the dialler heard back: the dial failed.
                     self.counters.dial_failures += 1;
+                    answered(&mut self.slots[to as usize].dialling, &peer);
+                    let n = self.slots[to as usize]
+                        .node
+                        .as_mut()
+                        .expect("open end is alive");
                     n.handle_dial_failed(now, peer);
                 }
                 self.drain(to);
@@ -610,6 +625,7 @@ impl<N: SimNode> Sim<N> {
 
     fn dial(&mut self, from: u32, peer: NodeId) {
         self.counters.dials += 1;
+        *self.slots[from as usize].dialling.entry(peer).or_default() += 1;
         let incarnation = self.slots[from as usize].incarnation;
         let fail_at = |sim: &Sim<N>, ms: u64| {
             (
@@ -695,9 +711,22 @@ impl<N: SimNode> Sim<N> {
         slot.timer_generation += 1;
         slot.timer_at = None;
         let conns: Vec<ConnId> = slot.conns.iter().copied().collect();
+        let dialling = std::mem::take(&mut slot.dialling);
         if self.config.keep_ram_on_restart {
             slot.parked = Some(node);
-            slot.lost.clone_from(&conns);
+            // Told at the restart: the connections it knew, and the dials still out.
+            slot.lost = conns
+                .iter()
+                .filter(|c| {
+                    let c = &self.conns[c];
+                    c.end_of(index).is_some_and(|e| c.connected[e])
+                })
+                .copied()
+                .collect();
+            for (peer, n) in dialling {
+                slot.lost_dials
+                    .extend(std::iter::repeat_n(peer, n as usize));
+            }
         }
         for conn in conns {
             self.close(index, conn, DropCause::Dead);
@@ -718,6 +747,9 @@ impl<N: SimNode> Sim<N> {
             Some(mut n) => {
                 for conn in std::mem::take(&mut slot.lost) {
                     n.handle_closed(now, conn);
+                }
+                for peer in std::mem::take(&mut slot.lost_dials) {
+                    n.handle_dial_failed(now, peer);
                 }
                 n
             }
@@ -778,6 +810,16 @@ impl<N: SimNode> Sim<N> {
     /// The events not yet run (for reports).
     pub fn pending_events(&self) -> usize {
         self.queue.len()
+    }
+}
+
+/// One dial to `peer` was answered.
+fn answered(dialling: &mut BTreeMap<NodeId, u32>, peer: &NodeId) {
+    if let Some(n) = dialling.get_mut(peer) {
+        *n -= 1;
+        if *n == 0 {
+            dialling.remove(peer);
+        }
     }
 }
 
