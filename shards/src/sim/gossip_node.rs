@@ -147,6 +147,9 @@ pub struct GossipNode {
     checks: Cell<u32>,
 }
 
+/// First capacity of a connection's write buffer within one input.
+const PENDING_CAPACITY: usize = 1_024;
+
 /// One `check_invariants` call in this many walks the tables member by member.
 pub const DEEP_CHECK_EVERY: u32 = 16;
 
@@ -307,7 +310,11 @@ impl GossipNode {
     }
 
     fn encode(&mut self, conn: ConnId, frame: &OutFrame<'_>) {
-        let buf = self.pending.entry(conn).or_default();
+        // Sized for a few frames at once: growing from empty took several reallocations a frame.
+        let buf = self
+            .pending
+            .entry(conn)
+            .or_insert_with(|| Vec::with_capacity(PENDING_CAPACITY));
         let encoded = self.encoder.encode(frame, buf);
         debug_assert!(encoded.is_ok(), "encoding our own frame failed");
     }

@@ -175,7 +175,9 @@ pub struct Sim<N: SimNode> {
     factory: Factory<N>,
     slots: Vec<Slot<N>>,
     index: HashMap<NodeId, u32>,
-    conns: BTreeMap<ConnId, Conn>,
+    /// Open connections by id: a HashMap for O(1) lookups on every delivery; walked only
+    /// by `partition`, which sorts what it found.
+    conns: HashMap<ConnId, Conn>,
     next_conn: u64,
     queue: BinaryHeap<Entry>,
     seq: u64,
@@ -231,7 +233,7 @@ impl<N: SimNode> Sim<N> {
             factory,
             slots,
             index,
-            conns: BTreeMap::new(),
+            conns: HashMap::new(),
             next_conn: 0,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -775,12 +777,14 @@ impl<N: SimNode> Sim<N> {
             cut[*n as usize] = true;
         }
         self.cut = Some(cut);
-        let crossing: Vec<(ConnId, [u32; 2])> = self
+        let mut crossing: Vec<(ConnId, [u32; 2])> = self
             .conns
             .iter()
             .filter(|(_, c)| self.is_cut(c.ends[0], c.ends[1]))
             .map(|(id, c)| (*id, c.ends))
             .collect();
+        // The map's order is random: the events scheduled below must not depend on it.
+        crossing.sort_unstable_by_key(|c| c.0);
         self.counters.partitions += 1;
         for (conn, ends) in crossing {
             let c = self.conns.get_mut(&conn).expect("listed");
