@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,11p' "$0"
+    sed -n '2,10p' "$0"
     exit 0
 fi
 cargo build --release -q -p ronode-shards --features sim --bin sim

@@ -18,6 +18,9 @@ use super::report::{percentile, rss_mb, Json};
 use super::world::{node_id, Sim, SimConfig, SimError};
 use crate::rng::SplitMix64;
 
+/// Draws for a live publisher before a publish is skipped (all or nearly all nodes killed).
+const MAX_PUBLISHER_DRAWS: u32 = 1_000;
+
 /// A gossip run's parameters. Times are virtual ms from the start.
 #[derive(Debug, Clone)]
 pub struct GossipScenario {
@@ -216,8 +219,14 @@ impl GossipScenario {
             collect(&mut sim, &mut published, &mut refused, None);
             let topic = rng.below(topics.len());
             let mut node = rng.below(n as usize) as u32;
-            while !sim.is_alive(node) {
+            // A live node, drawn again while the drawn one is dead (none alive: no publish).
+            let mut draws = 0;
+            while !sim.is_alive(node) && draws < MAX_PUBLISHER_DRAWS {
                 node = rng.below(n as usize) as u32;
+                draws += 1;
+            }
+            if !sim.is_alive(node) {
+                continue;
             }
             let data = format!("message {k} from {node}").into_bytes();
             sim.op(
