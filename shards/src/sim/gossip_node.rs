@@ -147,9 +147,6 @@ pub struct GossipNode {
     checks: Cell<u32>,
 }
 
-/// First capacity of a connection's write buffer within one input.
-const PENDING_CAPACITY: usize = 1_024;
-
 /// One `check_invariants` call in this many walks the tables member by member.
 pub const DEEP_CHECK_EVERY: u32 = 16;
 
@@ -310,11 +307,9 @@ impl GossipNode {
     }
 
     fn encode(&mut self, conn: ConnId, frame: &OutFrame<'_>) {
-        // Sized for a few frames at once: growing from empty took several reallocations a frame.
-        let buf = self
-            .pending
-            .entry(conn)
-            .or_insert_with(|| Vec::with_capacity(PENDING_CAPACITY));
+        // Not presized: the buffer becomes the delivered `Bytes`, and frames decoded from it
+        // (cached by the receiving plane) keep all of it alive.
+        let buf = self.pending.entry(conn).or_default();
         let encoded = self.encoder.encode(frame, buf);
         debug_assert!(encoded.is_ok(), "encoding our own frame failed");
     }
