@@ -24,6 +24,8 @@ enum ProbeOp {
     Close(ConnId),
     /// Makes `check_invariants` fail from now on.
     Break,
+    /// Arms a timer at now that `handle_timeout` never moves.
+    StickTimer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,7 @@ struct Probe {
     /// (conn, next seq, last seq + 1, every_ms, next send)
     stream: Option<(ConnId, u64, u64, u64, u64)>,
     broken: bool,
+    stuck: Option<u64>,
 }
 
 impl Probe {
@@ -134,6 +137,7 @@ impl SimNode for Probe {
                 self.closes.push_back(c);
             }
             ProbeOp::Break => self.broken = true,
+            ProbeOp::StickTimer => self.stuck = Some(now.mono_ms),
         }
     }
     fn poll_transmit(&mut self) -> Option<(ConnId, Bytes)> {
@@ -149,7 +153,7 @@ impl SimNode for Probe {
         self.notes.pop_front()
     }
     fn poll_timeout(&self) -> Option<u64> {
-        self.stream.map(|s| s.4)
+        self.stuck.or(self.stream.map(|s| s.4))
     }
     fn check_invariants(&self) -> Result<(), String> {
         if self.broken {
@@ -557,4 +561,14 @@ fn an_invariant_violation_stops_the_run_with_seed_and_step() {
     );
     // The run stays stopped.
     assert_eq!(s.run_until(s.now_ms() + 10), Err(err));
+}
+
+#[test]
+fn a_timer_that_stays_due_stops_the_run_instead_of_spinning() {
+    let mut s = sim(3, 2, Profile::INTRA, false);
+    s.run_until(10).unwrap();
+    s.op(0, ProbeOp::StickTimer).unwrap();
+    let err = s.run_until(20).unwrap_err();
+    assert_eq!((err.seed, err.node, err.time_ms), (3, 0, 10));
+    assert!(err.message.contains("still due"), "{err}");
 }

@@ -418,6 +418,17 @@ impl<N: SimNode> Sim<N> {
                 let Some(n) = slot.node.as_mut() else { return };
                 n.handle_timeout(now);
                 self.drain(node);
+                // A timer that stays due would run at this millisecond for ever.
+                let slot = &self.slots[node as usize];
+                if slot.node.is_some() && slot.timer_at.is_some_and(|t| t <= self.now_ms) {
+                    self.failure.get_or_insert(SimError {
+                        seed: self.config.seed,
+                        step: self.step,
+                        time_ms: self.now_ms,
+                        node,
+                        message: "poll_timeout still due after handle_timeout".to_owned(),
+                    });
+                }
             }
             Event::DialFailed {
                 to,
