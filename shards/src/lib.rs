@@ -16,6 +16,10 @@
 //!   ([`stats::ShardStats`]) published to the admin thread through a [`stats::StatsBoard`]
 //!   without ever waiting for it.
 //!
+//! - the many-node simulator (`sim`, behind feature `sim`): virtual time, a seeded network
+//!   with the seeds' latency profiles, partitions, kills; today it runs gossip nodes built on
+//!   the gossip plane.
+//!
 //! Still in the engine and moving here next (issue 16): the gossip runtime's routing, the peer
 //! set and the dialled peer link's protocol state.
 
@@ -29,6 +33,8 @@ pub mod refusals;
 pub mod rng;
 pub mod session;
 pub mod shard_core;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod stats;
 
 pub use placement::{shard_of, ShardId};
