@@ -13,7 +13,9 @@ use bytes::Bytes;
 use ronode_proto::id::ObjectAddr;
 use ronode_shards::objects::fetch::{Answer, Fetcher, Miss};
 use ronode_shards::objects::store::clamp;
-use ronode_shards::objects::{Begun, FetchConfig, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
+use ronode_shards::objects::{
+    Begun, BusyCause, FetchConfig, OpId, ReadChunk, StoreDone, StoreError, StoreOp,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -140,7 +142,7 @@ impl Objects {
         match miss {
             Miss::Fetching => self.drain_fetch(),
             Miss::NotFound(w) => self.answer_read(&w, Err(answer)),
-            Miss::Busy(w) => self.answer_read(&w, Err(StoreError::Busy)),
+            Miss::Busy(w) => self.answer_read(&w, Err(StoreError::Busy(BusyCause::Fetches))),
         }
     }
 

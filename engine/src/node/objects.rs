@@ -16,7 +16,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_proto::inbound::Received;
 use ronode_shards::objects::{
-    ObjectStore, ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit,
+    BusyCause, ObjectStore, ObjectsPlane, RamStore, SessionId, StoreDone, StoreOp, Transmit,
 };
 use ronode_shards::stats::StoreUsage;
 use ronode_shards::{shard_of, ShardId};
@@ -342,7 +342,7 @@ impl Objects {
                 op
             }
         };
-        match (StoreDone::busy(&op), sender) {
+        match (StoreDone::busy(&op, BusyCause::Mesh), sender) {
             (Some(done), _) => self.plane.borrow_mut().handle_store_done(done),
             // An abort (it releases a reservation) or a commit (its body was accepted whole) must
             // reach the owner: wait for room.
