@@ -64,7 +64,7 @@ printf '%-8s %-8s %12s %12s %14s %14s\n' sessions get_kib rss_before rss_idle pe
 for n in $COUNTS; do
  for _run in $(seq "$RUNS"); do
   DIR=$(mktemp -d /tmp/session-memory.XXXXXX)
-  "$RONODE" init --data-dir "$DIR" >/dev/null
+  "$RONODE" init --data-dir "$DIR" >/dev/null 2>&1
   targets=$(((n + PER_TARGET - 1) / PER_TARGET))
   HOST=127.0.0.1
   (( targets > 1 )) && HOST=0.0.0.0
@@ -89,7 +89,8 @@ for n in $COUNTS; do
   wait_sessions "$ADMIN" 0
   sleep 0.5
   BEFORE=$(rss_kib $NODE)
-  # The clients hold their sessions until their stdin (one fifo, held open here) closes.
+  # The clients hold their sessions until their stdin (one fifo, held open here, fd 3, which
+  # they must not inherit) sees its last writer close.
   mkfifo "$DIR/hold"
   exec 3<>"$DIR/hold"
   clients=$(((n + PER_CLIENT - 1) / PER_CLIENT))
@@ -97,7 +98,7 @@ for n in $COUNTS; do
   for c in $(seq 0 $((clients - 1))); do
     each=$((n / clients + (c < n % clients ? 1 : 0)))
     "$TARGET_DIR/release/idle-sessions" "${TARGETS[@]}" --count "$each" \
-      --threads "$THREADS" "${GET[@]}" <"$DIR/hold" >"$DIR/client-$c.out" 2>"$DIR/client-$c.err" &
+      --threads "$THREADS" "${GET[@]}" <"$DIR/hold" >"$DIR/client-$c.out" 2>"$DIR/client-$c.err" 3>&- &
     PIDS+=($!)
   done
   # Bounded: each client says `open N` or exits.
