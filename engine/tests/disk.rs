@@ -3,30 +3,13 @@
 
 mod common;
 
-use common::{bytes, client, metric_sum, mint, scratch, start_local, start_with, Node};
+use common::{
+    bytes, client, metric_sum, mint, object_file, on_shard, quarantine_file, scratch, start_local,
+    start_with, Node,
+};
 use ronode_client::ClientError;
 use ronode_proto::ObjectAddr;
-use ronode_shards::shard_of;
-use std::path::{Path, PathBuf};
-
-/// Bytes of `size` whose address shard `shard` of 2 owns (so both shards store objects).
-fn on_shard(size: usize, shard: u16) -> (ObjectAddr, Vec<u8>) {
-    (1..)
-        .map(|seed| bytes(size, seed * 7 + u64::from(shard)))
-        .map(|data| (ObjectAddr::of(&data), data))
-        .find(|(addr, _)| shard_of(addr.as_bytes(), 2).0 == shard)
-        .expect("half of all addresses")
-}
-
-fn object_file(dir: &Path, addr: &ObjectAddr) -> PathBuf {
-    let hex = hex::encode(addr.as_bytes());
-    dir.join("objects").join(&hex[..2]).join(hex)
-}
-
-fn quarantine_file(dir: &Path, addr: &ObjectAddr) -> PathBuf {
-    dir.join("objects/quarantine")
-        .join(hex::encode(addr.as_bytes()))
-}
+use std::path::Path;
 
 fn stop(node: Node) {
     let (code, stderr) = node.sigterm_and_wait();

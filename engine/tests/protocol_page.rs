@@ -121,6 +121,23 @@ fn assert_closed(s: &mut Raw, what: &str) {
     );
 }
 
+/// The next frame is an error answer on `app` with `code` and `reason` (the body is JSON on apps
+/// 0 and 1, CBOR on others), then the node closes the session. Returns the answer's header.
+fn assert_refused_then_closed(
+    s: &mut Raw,
+    app: u16,
+    code: u16,
+    reason: &str,
+    what: &str,
+) -> Header {
+    let answer = read_frame(s);
+    let h = header(&answer);
+    let body = ErrorBody::decode(app, &answer[HEADER_LEN..]).unwrap();
+    assert_eq!((h.code, body.reason.as_str()), (code, reason), "{what}");
+    assert_closed(s, what);
+    h
+}
+
 /// A raw session that has sent the page's HELLO request and read the node's reply.
 fn hello(node: &Node, frames: &BTreeMap<String, Vec<u8>>) -> (Raw, Vec<u8>) {
     let mut s = raw_session(node);
@@ -236,14 +253,8 @@ fn the_node_answers_the_pages_request_frames_with_the_pages_answers() {
     // A REQ on app 200: answered 400 unknown_app, then closed.
     let (mut s, _) = hello(&node, &frames);
     send(&mut s, &encode(&OutFrame::request(200, 5, b"x")));
-    let answer = read_frame(&mut s);
     // On an app other than 0 and 1, the error body is CBOR.
-    let body = ErrorBody::decode(200, &answer[HEADER_LEN..]).unwrap();
-    assert_eq!(
-        (header(&answer).code, body.reason.as_str()),
-        (400, "unknown_app")
-    );
-    assert_closed(&mut s, "after unknown_app");
+    assert_refused_then_closed(&mut s, 200, 400, "unknown_app", "a REQ on app 200");
 }
 
 #[test]
@@ -255,12 +266,8 @@ fn a_second_hello_is_answered_bad_sequence_and_closes_the_session() {
     let mut again = frame(&frames, "hello_lower_max_frame");
     again[30..38].copy_from_slice(&43u64.to_be_bytes());
     send(&mut s, &again);
-    let answer = read_frame(&mut s);
-    let h = header(&answer);
-    assert_eq!((h.code, h.corr_id), (400, 43), "a second HELLO is refused");
-    let body = ErrorBody::decode(0, &answer[HEADER_LEN..]).unwrap();
-    assert_eq!(body.reason, "bad_sequence");
-    assert_closed(&mut s, "after the second HELLO");
+    let h = assert_refused_then_closed(&mut s, 0, 400, "bad_sequence", "a second HELLO");
+    assert_eq!(h.corr_id, 43, "the answer names the second HELLO");
 }
 
 #[test]
@@ -273,14 +280,8 @@ fn a_bad_first_hello_is_answered_bad_sequence_and_closes_the_session() {
         &mut s,
         &encode(&OutFrame::request(0, 1, payload.as_bytes())),
     );
-    let answer = read_frame(&mut s);
-    let body = ErrorBody::decode(0, &answer[HEADER_LEN..]).unwrap();
     // Not a HELLO, so not the HELLO that must come first.
-    assert_eq!(
-        (header(&answer).code, body.reason.as_str()),
-        (400, "bad_sequence")
-    );
-    assert_closed(&mut s, "after a bad HELLO");
+    assert_refused_then_closed(&mut s, 0, 400, "bad_sequence", "a bad HELLO");
 }
 
 /// A TLS session offering `alpn` (the node's verifier, no client certificate).

@@ -6,31 +6,13 @@
 
 mod common;
 
-use common::{bytes, client, metric_sum, mint, scratch, start_local, Node};
-use ronode_client::{ClientError, NodeError};
+use common::{
+    client, metric_sum, mint, object_file, on_shard, quarantine_file, scratch, start_local, Node,
+};
+use ronode_client::{Client, ClientError, NodeError};
 use ronode_proto::ObjectAddr;
-use ronode_shards::shard_of;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Bytes of `size` whose address shard `shard` of 2 owns.
-fn on_shard(size: usize, shard: u16) -> (ObjectAddr, Vec<u8>) {
-    (1..)
-        .map(|seed| bytes(size, seed * 13 + u64::from(shard)))
-        .map(|data| (ObjectAddr::of(&data), data))
-        .find(|(addr, _)| shard_of(addr.as_bytes(), 2).0 == shard)
-        .expect("half of all addresses")
-}
-
-fn object_file(dir: &Path, addr: &ObjectAddr) -> PathBuf {
-    let hex = hex::encode(addr.as_bytes());
-    dir.join("objects").join(&hex[..2]).join(hex)
-}
-
-fn quarantine_file(dir: &Path, addr: &ObjectAddr) -> PathBuf {
-    dir.join("objects/quarantine")
-        .join(hex::encode(addr.as_bytes()))
-}
 
 /// Flips one bit of the byte at `at` of `addr`'s file, in place (same inode, same size).
 fn flip(dir: &Path, addr: &ObjectAddr, at: usize) {
@@ -85,6 +67,25 @@ fn quarantined(node: &Node) -> f64 {
     metric_sum(node.admin, "store_quarantined_total{")
 }
 
+/// A GET (on session `c`) of `addr`, whose file was damaged, finds the damage out: 404
+/// `not_found` saying it was quarantined, counted once, the file moved to quarantine; a second
+/// GET, on a fresh session, is a plain miss.
+fn assert_get_quarantines(node: &Node, dir: &Path, addr: &ObjectAddr, c: &mut Client, what: &str) {
+    let e = node_error(what, c.get(addr));
+    assert_quarantined_miss(what, &e);
+    common::eventually("store_quarantined_total is 1", || quarantined(node) == 1.0);
+    assert!(
+        !object_file(dir, addr).exists(),
+        "{what}: the damaged file is left in place"
+    );
+    assert!(
+        quarantine_file(dir, addr).is_file(),
+        "{what}: the file sits in quarantine"
+    );
+    let again = node_error("second GET", client(node).get(addr));
+    assert!(again.is_not_found(), "{what}, second GET: {again}");
+}
+
 #[test]
 fn damage_to_an_object_written_in_this_run_is_never_served() {
     let dir = scratch("integrity-damage");
@@ -98,21 +99,9 @@ fn damage_to_an_object_written_in_this_run_is_never_served() {
     assert!(c.get(&addr).unwrap() == data, "the intact object is served");
 
     flip(&dir, &addr, 3 * 1024 * 1024 + 77);
-    let e = node_error("GET of the damaged object", c.get(&addr));
-    assert_quarantined_miss("GET of the damaged object", &e);
-    common::eventually("store_quarantined_total is 1", || quarantined(&node) == 1.0);
-    assert!(
-        !object_file(&dir, &addr).exists(),
-        "the damaged file is left in place"
-    );
-    assert!(
-        quarantine_file(&dir, &addr).is_file(),
-        "the file sits in quarantine"
-    );
+    assert_get_quarantines(&node, &dir, &addr, &mut c, "GET of the damaged object");
 
     let mut c = client(&node);
-    let again = node_error("second GET", c.get(&addr));
-    assert!(again.is_not_found(), "second GET: {again}");
     assert!(
         c.get(&other).unwrap() == other_data,
         "the other object is untouched"
@@ -217,15 +206,7 @@ fn a_file_truncated_while_the_node_runs_is_quarantined() {
     drop(f);
 
     let mut c = client(&node);
-    let e = node_error("GET of the truncated object", c.get(&addr));
-    assert_quarantined_miss("GET of the truncated object", &e);
-    common::eventually("store_quarantined_total is 1", || quarantined(&node) == 1.0);
-    let e = node_error("second GET", client(&node).get(&addr));
-    assert!(e.is_not_found(), "second GET: {e}");
-    assert!(
-        quarantine_file(&dir, &addr).is_file(),
-        "the file sits in quarantine"
-    );
+    assert_get_quarantines(&node, &dir, &addr, &mut c, "GET of the truncated object");
     stop(node);
     let _ = std::fs::remove_dir_all(dir);
 }

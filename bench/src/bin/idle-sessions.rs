@@ -3,8 +3,11 @@
 //! and idle, prints `open N` on stdout, and holds them until stdin closes or gives a line.
 //! `scripts/session-memory.sh` reads the node's RSS around it.
 //!
-//! Sessions are opened by `--threads` threads from one source address: up to the ephemeral
-//! port range (about 28,000 on Linux) per node port, and the fd limit (`ulimit -n`).
+//! Sessions are opened by `--threads` threads, each holding one fd. Towards one node address a
+//! client address has at most the ephemeral port range (about 28,000 on Linux) of them: for more,
+//! name several `--target`s, the same node port on other loopback addresses (127.0.0.2, ...,
+//! the node listening on 0.0.0.0), and sessions are spread over them in turn. One process holds
+//! at most `ulimit -n` of them: for more, run several (`scripts/session-memory.sh` does).
 
 use clap::Parser;
 use ronode_client::{Client, ClientOptions};
@@ -15,9 +18,9 @@ use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 struct Args {
-    /// The node's listen address.
-    #[arg(long)]
-    target: SocketAddr,
+    /// The node's listen address; repeated, sessions go to each in turn.
+    #[arg(long, required = true)]
+    target: Vec<SocketAddr>,
     #[arg(long, default_value_t = 1000)]
     count: usize,
     #[arg(long, default_value_t = 4)]
@@ -35,8 +38,11 @@ fn main() -> anyhow::Result<()> {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let n = args.count / threads + usize::from(t < args.count % threads);
-            let target = args.target;
-            std::thread::spawn(move || open(target, n, get))
+            // Thread t opens sessions t, t + threads, ...: target (t + i * threads) mod len.
+            let targets: Vec<SocketAddr> = (0..n)
+                .map(|i| args.target[(t + i * threads) % args.target.len()])
+                .collect();
+            std::thread::spawn(move || open(&targets, get))
         })
         .collect();
     let mut held = Vec::with_capacity(args.count);
@@ -55,13 +61,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open(target: SocketAddr, n: usize, get: Option<ObjectAddr>) -> anyhow::Result<Vec<Client>> {
+/// One session to each of `targets`.
+fn open(targets: &[SocketAddr], get: Option<ObjectAddr>) -> anyhow::Result<Vec<Client>> {
     let opts = ClientOptions {
         timeout: Duration::from_secs(60),
         ..Default::default()
     };
-    (0..n)
-        .map(|_| {
+    targets
+        .iter()
+        .map(|&target| {
             let mut c = Client::connect(target, &opts)?;
             if let Some(addr) = &get {
                 c.get(addr)?;

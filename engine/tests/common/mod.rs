@@ -308,3 +308,25 @@ impl Member {
         start_with(self.command(peers))
     }
 }
+
+/// Bytes of `size` whose address shard `shard` of a two-shard node owns (so that a test can
+/// put objects on both shards, or on the one it means).
+pub fn on_shard(size: usize, shard: u16) -> (ronode_proto::ObjectAddr, Vec<u8>) {
+    (1..)
+        .map(|seed| bytes(size, seed * 7 + u64::from(shard)))
+        .map(|data| (ronode_proto::ObjectAddr::of(&data), data))
+        .find(|(addr, _)| ronode_shards::shard_of(addr.as_bytes(), 2).0 == shard)
+        .expect("half of all addresses")
+}
+
+/// Where a disk node under `dir` keeps `addr`'s file.
+pub fn object_file(dir: &Path, addr: &ronode_proto::ObjectAddr) -> PathBuf {
+    let hex = hex::encode(addr.as_bytes());
+    dir.join("objects").join(&hex[..2]).join(hex)
+}
+
+/// Where a disk node under `dir` moves `addr`'s file when it finds it damaged.
+pub fn quarantine_file(dir: &Path, addr: &ronode_proto::ObjectAddr) -> PathBuf {
+    dir.join("objects/quarantine")
+        .join(hex::encode(addr.as_bytes()))
+}

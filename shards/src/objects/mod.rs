@@ -144,7 +144,9 @@ pub use fetch::{FetchConfig, Fetcher};
 pub use on_miss::{MissOut, OnMiss};
 pub use plane::ObjectsPlane;
 pub use ram::{RamStats, RamStore};
-pub use store::{Begun, Committed, ObjectStore, ReadChunk, StoreDone, StoreError, StoreOp};
+pub use store::{
+    Begun, BusyCause, Committed, ObjectStore, ReadChunk, StoreDone, StoreError, StoreOp,
+};
 pub use transmit::Transmit;
 
 /// A session of this shard, as the engine numbers them (never reused while the plane may still

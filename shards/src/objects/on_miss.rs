@@ -25,7 +25,7 @@ use ronode_proto::id::{NodeId, ObjectAddr};
 
 use super::fetch::{Answer, FetchConfig, FetchCounters, Fetcher, Miss, Try};
 use super::store::clamp;
-use super::{Begun, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
+use super::{Begun, BusyCause, OpId, ReadChunk, StoreDone, StoreError, StoreOp};
 pub use crate::limits::MAX_CACHING;
 use crate::ShardId;
 
@@ -133,7 +133,7 @@ impl OnMiss {
                 match self.fetcher.handle_miss(addr, hops, waiter, &up(), now_ms) {
                     Miss::Fetching => {}
                     Miss::NotFound(w) => self.answer(&w, Err(answer)),
-                    Miss::Busy(w) => self.answer(&w, Err(StoreError::Busy)),
+                    Miss::Busy(w) => self.answer(&w, Err(StoreError::Busy(BusyCause::Fetches))),
                 }
                 None
             }

@@ -73,9 +73,9 @@ pub enum StoreError {
     /// retryable, counted by the store; nothing of the upload is left behind.
     #[error("the disk is full: {0}")]
     NoSpace(String),
-    /// The operation could not be queued (a full mesh channel or I/O queue): 503 `busy`.
-    #[error("the store's queue is full")]
-    Busy,
+    /// Not now, try again (503 `busy`, retryable); the cause says what happened.
+    #[error("{0}")]
+    Busy(BusyCause),
     /// A local I/O fault (500 `internal`).
     #[error("store I/O failed: {0}")]
     Io(String),
@@ -90,9 +90,31 @@ impl StoreError {
                 Reason::StoreFull
             }
             StoreError::Io(_) => Reason::Internal,
-            StoreError::Busy => Reason::Busy,
+            StoreError::Busy(_) => Reason::Busy,
         }
     }
+}
+
+/// Why an operation was answered 503 `busy`: the message a client reads says what happened
+/// (only some of them are a full queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BusyCause {
+    /// The store's queue of reads waiting for an I/O place is full.
+    #[error("the store's read queue is full")]
+    ReadQueue,
+    /// The store's commit queue is full: as many uploads begun and not finished as it admits.
+    #[error("the store's commit queue is full")]
+    CommitQueue,
+    /// The channel to the shard that owns the address is full.
+    #[error("the channel to the shard that owns this object is full")]
+    Mesh,
+    /// As many fetches from peers in progress on this shard as it allows.
+    #[error("too many fetches from peers in progress on this shard")]
+    Fetches,
+    /// A read found the object's file damaged while an upload was replacing that file (or had
+    /// just replaced it): the good bytes are (about to be) in place, so nothing is quarantined.
+    #[error("the object's file was being replaced by an upload while this read checked it; read it again")]
+    Replaced,
 }
 
 /// The part of `range` inside an object of `size` bytes: `min(start, e)..e` with
@@ -244,24 +266,24 @@ impl StoreDone {
         }
     }
 
-    /// The completion an engine hands back for `op` when it could not queue it (a full mesh
-    /// channel or I/O queue): [`StoreError::Busy`]. `None` for `AbortPut` and `CommitPut`, which
+    /// The completion an engine hands back for `op` when it could not queue it (`why`: a full
+    /// mesh channel or I/O queue): [`StoreError::Busy`]. `None` for `AbortPut` and `CommitPut`, which
     /// must not be dropped: an engine keeps them until they can be queued (an abort releases a
     /// reservation; a commit carries a body the client has sent whole and the store admitted at
     /// `BeginPut`, which is where an upload is refused for want of room).
-    pub fn busy(op: &StoreOp) -> Option<StoreDone> {
+    pub fn busy(op: &StoreOp, why: BusyCause) -> Option<StoreDone> {
         Some(match *op {
             StoreOp::Stat { op, .. } => StoreDone::Stat {
                 op,
-                result: Err(StoreError::Busy),
+                result: Err(StoreError::Busy(why)),
             },
             StoreOp::Read { op, .. } => StoreDone::Read {
                 op,
-                result: Err(StoreError::Busy),
+                result: Err(StoreError::Busy(why)),
             },
             StoreOp::BeginPut { put, .. } => StoreDone::BeginPut {
                 put,
-                result: Err(StoreError::Busy),
+                result: Err(StoreError::Busy(why)),
             },
             StoreOp::CommitPut { .. } | StoreOp::AbortPut { .. } => return None,
         })
@@ -332,7 +354,7 @@ mod tests {
             StoreError::NoSpace("ENOSPC".into()).reason(),
             Reason::StoreFull
         );
-        assert_eq!(StoreError::Busy.reason(), Reason::Busy);
+        assert_eq!(StoreError::Busy(BusyCause::Mesh).reason(), Reason::Busy);
         assert_eq!(StoreError::Io("eio".into()).reason(), Reason::Internal);
     }
 }

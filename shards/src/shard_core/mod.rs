@@ -180,7 +180,7 @@ impl ShardCore {
         let MeshMsg::Op(op) = msg else {
             return Some(msg);
         };
-        match StoreDone::busy(&op) {
+        match StoreDone::busy(&op, crate::objects::BusyCause::Mesh) {
             Some(busy) => {
                 self.objects.handle_store_done(busy);
                 self.drain();

@@ -306,7 +306,9 @@ fn a_full_channel_refuses_what_may_be_refused_and_keeps_what_must_arrive() {
     assert!(core.handle_mesh_full(MeshMsg::Op(commit)).is_some());
     let done = StoreDone::Read {
         op,
-        result: Err(crate::objects::StoreError::Busy),
+        result: Err(crate::objects::StoreError::Busy(
+            crate::objects::BusyCause::Mesh,
+        )),
     };
     assert!(core.handle_mesh_full(MeshMsg::Done(done)).is_some());
     assert_eq!(core.counters().mesh_full, 3);

@@ -166,15 +166,8 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::id;
     use super::*;
-    use ronode_shards::ShardId;
-
-    fn id(seq: u64) -> OpId {
-        OpId {
-            shard: ShardId(0),
-            seq,
-        }
-    }
 
     #[test]
     fn reservations_bound_the_store_and_nothing_is_evicted() {

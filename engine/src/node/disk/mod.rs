@@ -62,7 +62,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ronode_proto::id::ObjectAddr;
 use ronode_shards::objects::{
-    Committed, ObjectStore, OpId, RamStore, StoreDone, StoreError, StoreOp,
+    BusyCause, Committed, ObjectStore, OpId, RamStore, StoreDone, StoreError, StoreOp,
 };
 use ronode_shards::stats::StoreUsage;
 use ronode_shards::ShardId;
@@ -193,7 +193,7 @@ impl DiskStore {
                 Some(_) if !self.outboards.borrow().contains(&addr) => {
                     let busy = StoreDone::Stat {
                         op,
-                        result: Err(StoreError::Busy),
+                        result: Err(StoreError::Busy(BusyCause::ReadQueue)),
                     };
                     self.queue_io(busy, move |me, slot| me.stat(slot, op, addr))
                 }
@@ -277,7 +277,7 @@ impl DiskStore {
                 }
                 let busy = StoreDone::Read {
                     op,
-                    result: Err(StoreError::Busy),
+                    result: Err(StoreError::Busy(BusyCause::ReadQueue)),
                 };
                 self.queue_io(busy, move |me, slot| async move {
                     // The object may have come into the cache while this read waited.

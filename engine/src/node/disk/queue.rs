@@ -11,7 +11,7 @@
 //! by the planes' `max_inflight_put_bytes`.
 
 use ronode_proto::id::ObjectAddr;
-use ronode_shards::objects::{Begun, OpId, StoreError};
+use ronode_shards::objects::{Begun, BusyCause, OpId, StoreError};
 
 use super::index::Index;
 
@@ -30,26 +30,20 @@ pub fn begin_put(
 ) -> Result<Begun, StoreError> {
     let duplicate = verified && index.get(addr).is_some();
     if !duplicate && index.uploads() >= MAX_QUEUED_COMMITS {
-        return Err(StoreError::Busy);
+        return Err(StoreError::Busy(BusyCause::CommitQueue));
     }
     index.begin_put(put, addr, size, verified)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::id;
     use super::super::{layout, DiskStore, Started, MAX_IO_OPS};
     use super::*;
     use bytes::Bytes;
     use ronode_shards::objects::{Committed, StoreDone, StoreOp};
     use ronode_shards::ShardId;
     use std::rc::Rc;
-
-    fn id(seq: u64) -> OpId {
-        OpId {
-            shard: ShardId(0),
-            seq,
-        }
-    }
 
     #[test]
     fn admission_is_bounded_and_duplicates_always_pass() {
@@ -63,7 +57,7 @@ mod tests {
         let one_more = ObjectAddr::of(b"one more");
         assert_eq!(
             begin_put(&mut ix, id(1000), &one_more, 1, false),
-            Err(StoreError::Busy)
+            Err(StoreError::Busy(BusyCause::CommitQueue))
         );
         assert_eq!(
             begin_put(&mut ix, id(1001), &held, 4, true),
@@ -72,7 +66,7 @@ mod tests {
         );
         assert_eq!(
             begin_put(&mut ix, id(1002), &held, 4, false),
-            Err(StoreError::Busy),
+            Err(StoreError::Busy(BusyCause::CommitQueue)),
             "an object not verified is written again, so it needs a place"
         );
         ix.release(id(0));

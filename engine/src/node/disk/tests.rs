@@ -4,7 +4,8 @@
 use super::*;
 use ronode_shards::objects::{Begun, ReadChunk};
 
-fn id(seq: u64) -> OpId {
+/// The `seq`th operation of shard 0 (the disk module's unit tests share it).
+pub(super) fn id(seq: u64) -> OpId {
     OpId {
         shard: ShardId(0),
         seq,
@@ -202,7 +203,7 @@ fn operations_at_once_are_bounded_and_full_is_full() {
         assert!(held.iter().all(|s| matches!(s, Started::Io(_))));
         assert_eq!(
             read(&store, addr, 0..7).await,
-            Err(StoreError::Busy),
+            Err(StoreError::Busy(BusyCause::ReadQueue)),
             "one more than MAX_QUEUED_READS"
         );
         drop(held);
@@ -303,4 +304,30 @@ fn a_burst_of_reads_past_the_io_places_waits_and_is_served() {
         }
     });
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn damage_found_while_an_upload_replaces_the_file_is_busy_saying_so() {
+    let dir = root("replaced");
+    let d = dir.clone();
+    on_executor(move || async move {
+        let body = b"an object an upload is writing again".to_vec();
+        let addr = ObjectAddr::of(&body);
+        let store = open(&d, 16 << 20);
+        assert_eq!(put(&store, 1, &body).await, Ok(Committed { stored: true }));
+        // A read saw this entry, found damage, and meanwhile a commit began a new file.
+        let seen = store.index.borrow().get(&addr).unwrap();
+        assert!(store.index.borrow_mut().start_replacing(&addr));
+        let e = store.quarantine(&addr, &seen, "a test's damage".into());
+        assert_eq!(e, StoreError::Busy(BusyCause::Replaced));
+        // Its message says what happened: no queue was full.
+        let message = e.to_string();
+        assert!(
+            message.contains("replaced") && !message.contains("queue"),
+            "{message}"
+        );
+        assert_eq!(store.usage().quarantined, 0, "nothing quarantined");
+        assert!(layout::object_path(&d, &addr).is_file(), "the file is left");
+    });
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ronode_proto::id::ObjectAddr;
 use ronode_shards::objects::store::clamp;
-use ronode_shards::objects::{ObjectStore, OpId, ReadChunk, StoreDone, StoreError};
+use ronode_shards::objects::{BusyCause, ObjectStore, OpId, ReadChunk, StoreDone, StoreError};
 
 use super::index::Entry;
 use super::io::{self, Mismatch};
@@ -121,7 +121,7 @@ impl DiskStore {
             return StoreError::Corrupt(*addr); // another read quarantined it first
         };
         if now.generation != seen.generation || now.replacing > 0 {
-            return StoreError::Busy;
+            return StoreError::Busy(BusyCause::Replaced);
         }
         let name = hex::encode(addr.as_bytes());
         let from = layout::object_path(&self.root, addr);

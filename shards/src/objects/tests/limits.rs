@@ -416,7 +416,7 @@ fn a_store_that_cannot_queue_answers_busy() {
     );
     n.start_put(S1, 3, ObjectAddr::of(b"x"), 1, &put_cap());
     for op in std::mem::take(&mut n.held) {
-        let done = StoreDone::busy(&op).expect("not an abort");
+        let done = StoreDone::busy(&op, BusyCause::Mesh).expect("not an abort");
         assert_eq!(done.id(), op.id());
         n.plane.handle_store_done(done);
     }

@@ -90,7 +90,7 @@ fn other_completions_go_on_and_peers_are_asked_only_for_a_miss() {
     m.handle_op(&first_read(4, addr, 0..1));
     let found = StoreDone::Read {
         op: op(4),
-        result: Err(StoreError::Busy),
+        result: Err(StoreError::Busy(crate::objects::BusyCause::Fetches)),
     };
     assert!(m.handle_done(found, no_peers_asked, 0).is_some());
     assert!(outputs(&mut m).is_empty());
