@@ -31,7 +31,7 @@ export function nodeIdFromCert(der: Uint8Array): string {
   const pk = x === undefined ? Buffer.alloc(0) : Buffer.from(x, "base64url");
   if (pk.length !== 32) throw new IdentityError(`the node's Ed25519 key is ${pk.length} bytes, not 32`);
   // One attribute a line; a multi-valued or repeated CN shows as several CN lines.
-  const cns = cert.subject.split("\n").filter((line) => /^CN=/i.test(line) || /\+CN=/i.test(line));
+  const cns = (cert.subject ?? "").split("\n").filter((line) => /^CN=/i.test(line) || /\+CN=/i.test(line));
   if (cns.length !== 1) throw new IdentityError(`the node's certificate subject has ${cns.length} CommonNames, not 1`);
   const m = CN_RE.exec(cns[0]!.slice(3));
   if (m === null) throw new IdentityError(`the node's CommonName is not ron1: + 64 lowercase hex: ${JSON.stringify(cns[0]!.slice(3, 90))}`);
