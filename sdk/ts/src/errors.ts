@@ -132,8 +132,8 @@ export class TimeoutError extends RonodeError {
  * request. Retryable on a new session (the client opens one).
  */
 export class ConnectionError extends RonodeError {
-  constructor(message: string, reason = "connection") {
-    super(reason, message, true);
+  constructor(message: string, reason = "connection", retryable = true) {
+    super(reason, message, retryable);
   }
 }
 

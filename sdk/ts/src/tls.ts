@@ -6,7 +6,7 @@
 
 import { X509Certificate } from "node:crypto";
 import * as tls from "node:tls";
-import { ConnectionError, IdentityError } from "./errors.js";
+import { ConnectionError, IdentityError, RonodeError } from "./errors.js";
 import { nodeIdOf } from "./ids.js";
 
 export const ALPN = "ron/oap1";
@@ -65,13 +65,16 @@ export async function connectTls(o: TlsOptions): Promise<{ socket: tls.TLSSocket
     const fail = (e: Error): void => {
       clearTimeout(timer);
       socket.destroy();
-      reject(e instanceof IdentityError ? e : new ConnectionError(`connect to ${o.host}:${o.port}: ${e.message}`));
+      if (e instanceof RonodeError) return reject(e);
+      // A TLS alert (no common key exchange group, no ALPN ...) is the same on every try.
+      const tlsRefusal = /^ERR_SSL/.test((e as NodeJS.ErrnoException).code ?? "");
+      reject(new ConnectionError(`connect to ${o.host}:${o.port}: ${e.message}`, tlsRefusal ? "tls" : "connection", !tlsRefusal));
     };
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       try {
-        if (socket.alpnProtocol !== ALPN) throw new ConnectionError(`the node did not agree to ALPN ${ALPN}`);
-        if (socket.getProtocol() !== "TLSv1.3") throw new ConnectionError(`negotiated ${socket.getProtocol()}, not TLS 1.3`);
+        if (socket.alpnProtocol !== ALPN) throw new ConnectionError(`the node did not agree to ALPN ${ALPN}`, "tls", false);
+        if (socket.getProtocol() !== "TLSv1.3") throw new ConnectionError(`negotiated ${socket.getProtocol()}, not TLS 1.3`, "tls", false);
         const cert = socket.getPeerCertificate(true);
         if (cert === null || cert.raw === undefined) throw new IdentityError("the node presented no certificate");
         // A node presents its one self-signed certificate and no chain.

@@ -249,3 +249,26 @@ describe("errors that need a configured node", () => {
     assert.equal(c.nodeId, "a".repeat(64));
   });
 });
+
+test("the README's example runs against a node", async () => {
+  const { execFile } = await import("node:child_process");
+  const node = await startNode();
+  try {
+    const out = await within(
+      new Promise((res, rej) =>
+        execFile(process.execPath, [new URL("../examples/quickstart.js", import.meta.url).pathname], {
+          env: { ...process.env, NODE: node.addr, CAP: node.mint("put,gossip") },
+        }, (err, stdout, stderr) => (err ? rej(new Error(`${err.message}\n${stderr}`)) : res(stdout))),
+      ),
+      "examples/quickstart.js",
+    );
+    assert.match(out, new RegExp(`connected to ${node.nodeId}`));
+    assert.match(out, /put b3:d74981efa70a0c880b8d8c1985d075dbcbf679b99a5f9914e5aaf96b831a9e24 \(11 bytes/);
+    assert.match(out, /get: hello world; head: 11 bytes/);
+    assert.match(out, /range 6\.\.11: world/);
+    assert.match(out, /as expected, NotFound: no object b3:0{64}/);
+    assert.match(out, /message received on news: ronode from TypeScript/);
+  } finally {
+    await node.stop();
+  }
+});
