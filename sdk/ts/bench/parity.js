@@ -30,12 +30,15 @@ const rounds = Math.ceil(Number(a.count) / (conns * depth));
 const periodMs = (conns * depth * 1000) / rate;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Resolves at `due` (ms, hrtime clock): a timer for most of the wait, then a short spin-free yield. */
+/**
+ * Resolves at `due` (ms, hrtime clock): a timer for all but the last 2 ms (timers round to
+ * milliseconds and may fire one late), then event-loop turns until the instant, as the Rust side.
+ */
 async function sleepUntil(due) {
   for (;;) {
     const left = due - now();
     if (left <= 0) return;
-    await new Promise((go) => (left > 1.5 ? setTimeout(go, left - 1) : setImmediate(go)));
+    await new Promise((go) => (left > 2 ? setTimeout(go, left - 2) : setImmediate(go)));
   }
 }
 

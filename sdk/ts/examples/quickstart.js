@@ -32,10 +32,17 @@ try {
 // Gossip: a subscriber (its own session) receives what a publisher sends.
 const listener = await connect(node);
 const news = await listener.subscribe("news");
-const msgId = await client.publish("news", "ronode from TypeScript", { cap });
-for await (const m of news) {
-  console.log(`message ${Buffer.from(m.msgId).toString("hex") === msgId ? "received" : "?"} on ${m.topic}: ${new TextDecoder().decode(m.data)}`);
-  break; // leaving the loop unsubscribes
+const first = news.next();
+// The node answers SUBSCRIBE before the topic's shard has registered it, so a message published
+// at once from another session may pass it by: publish until one is delivered.
+const ids = new Set();
+let got;
+while (got === undefined) {
+  ids.add(await client.publish("news", "ronode from TypeScript", { cap }));
+  got = await Promise.race([first, new Promise((go) => setTimeout(go, 100))]);
 }
+const m = got.value;
+console.log(`message ${ids.has(Buffer.from(m.msgId).toString("hex")) ? "received" : "?"} on ${m.topic}: ${new TextDecoder().decode(m.data)}`);
+await news.close();
 listener.close();
 client.close();

@@ -150,10 +150,14 @@ export class Client {
     await this.call(async (s) => s);
   }
 
-  /** A usable session: the current one, or a new one (one open at a time). */
-  private async sessionNow(): Promise<Session> {
-    if (this.closed) throw new ConnectionError("the client is closed", "closed");
+  /** A usable session: the current one (without a promise), or a new one (one open at a time). */
+  private sessionNow(): Session | Promise<Session> {
+    if (this.closed) return Promise.reject(new ConnectionError("the client is closed", "closed"));
     if (this.current?.usable) return this.current;
+    return this.openSession();
+  }
+
+  private async openSession(): Promise<Session> {
     if (this.opening === undefined) {
       this.opening = Session.open({
         host: this.host,
@@ -179,7 +183,11 @@ export class Client {
   }
 
   private call<T>(op: (s: Session) => Promise<T>): Promise<T> {
-    return withRetry(this.retry, async () => op(await this.sessionNow()), () => {
+    const attempt = (): Promise<T> => {
+      const s = this.sessionNow();
+      return s instanceof Session ? op(s) : s.then(op);
+    };
+    return withRetry(this.retry, attempt, () => {
       this.stats.retries++;
     });
   }
@@ -207,14 +215,15 @@ export class Client {
   async get(addr: string | Uint8Array, opts: { range?: Range } = {}): Promise<Uint8Array> {
     const a = addrBytes(addr);
     const payload = getRequest(a, opts.range);
-    const answer = await this.call(async (s) => {
-      const ans = await s.request({ app: App.OBJECTS, payload });
-      if (opts.range === undefined) {
-        const got = blake3(ans.payload);
-        if (!sameBytes(got, a)) throw digestMismatch(formatAddr(a), formatAddr(got));
-      }
-      return ans;
-    });
+    const answer = await this.call((s) =>
+      s.request({ app: App.OBJECTS, payload }).then((ans) => {
+        if (opts.range === undefined) {
+          const got = blake3(ans.payload);
+          if (!sameBytes(got, a)) throw digestMismatch(formatAddr(a), formatAddr(got));
+        }
+        return ans;
+      }),
+    );
     if (opts.range === undefined ? answer.code !== 200 : answer.code !== 206) {
       throw new ProtocolError("bad_code", `GET answered ${answer.code}`);
     }

@@ -63,8 +63,11 @@ export function writeHeader(out: Buffer, at: number, f: FrameInit, capLen: numbe
   out.writeUInt16BE(f.flags, at + 6);
   out.writeUInt16BE(f.code ?? 0, at + 8);
   out.writeUInt16BE(f.app, at + 10);
-  out.writeBigUInt64BE((tenant >> 64n) & U64_MASK, at + 12);
-  out.writeBigUInt64BE(tenant & U64_MASK, at + 20);
+  if (tenant === 0n) out.fill(0, at + 12, at + 28); // the usual case, without bigint arithmetic
+  else {
+    out.writeBigUInt64BE((tenant >> 64n) & U64_MASK, at + 12);
+    out.writeBigUInt64BE(tenant & U64_MASK, at + 20);
+  }
   out.writeUInt16BE(capLen, at + 28);
   // corr_id as two 32-bit halves: exact for every id below 2^53, no bigint on the hot path.
   out.writeUInt32BE(Math.floor(f.corrId / 0x1_0000_0000), at + 30);
@@ -122,6 +125,12 @@ export function decodeFrame(buf: Buffer, maxFrame = DEFAULT_MAX_FRAME): Frame {
   return frameAt(buf, 0, len);
 }
 
+/** The u128 tenant_id at `at + 12`; 0 (the usual case) without bigint arithmetic. */
+function tenantAt(buf: Buffer, at: number): bigint {
+  if ((buf.readUInt32BE(at + 12) | buf.readUInt32BE(at + 16) | buf.readUInt32BE(at + 20) | buf.readUInt32BE(at + 24)) === 0) return 0n;
+  return (buf.readBigUInt64BE(at + 12) << 64n) | buf.readBigUInt64BE(at + 20);
+}
+
 function frameAt(buf: Buffer, at: number, len: number): Frame {
   const capLen = buf.readUInt16BE(at + 28);
   const hi = buf.readUInt32BE(at + 30);
@@ -130,7 +139,7 @@ function frameAt(buf: Buffer, at: number, len: number): Frame {
     flags: buf.readUInt16BE(at + 6),
     code: buf.readUInt16BE(at + 8),
     app: buf.readUInt16BE(at + 10),
-    tenant: (buf.readBigUInt64BE(at + 12) << 64n) | buf.readBigUInt64BE(at + 20),
+    tenant: tenantAt(buf, at),
     // Ids at or above 2^53 are none this client sent; they map to a value no request has.
     corrId: hi >= 0x20_0000 ? -1 : hi * 0x1_0000_0000 + lo,
     cap: buf.subarray(at + HEADER_LEN, at + HEADER_LEN + capLen),

@@ -123,7 +123,17 @@ export interface Range {
   end: number;
 }
 
+/** `{"get": {"addr": h'...'}}` up to the address: a whole-object GET is this and the 32 bytes. */
+const GET_PREFIX = Buffer.from("a163676574a164616464725820", "hex");
+
 export function getRequest(addr: Uint8Array, range?: Range, hops?: number): Buffer {
+  if (range === undefined && hops === undefined && addr.length === 32) {
+    // The hot path: the same bytes the CBOR encoder writes, without walking a value.
+    const out = Buffer.allocUnsafe(GET_PREFIX.length + 32);
+    GET_PREFIX.copy(out, 0);
+    out.set(addr, GET_PREFIX.length);
+    return out;
+  }
   let r: CborValue | undefined;
   if (range !== undefined) {
     if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.start >= range.end) {

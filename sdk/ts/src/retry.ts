@@ -41,8 +41,25 @@ export function backoffMs(p: RetryPolicy, retry: number, err: RonodeError): numb
 }
 
 /** Runs `op` until it succeeds, fails with a non-retryable error, or the tries are spent. */
-export async function withRetry<T>(p: RetryPolicy, op: () => Promise<T>, onRetry: (err: RonodeError, waitMs: number) => void): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
+export function withRetry<T>(p: RetryPolicy, op: () => Promise<T>, onRetry: (err: RonodeError, waitMs: number) => void): Promise<T> {
+  // The first try adds no promise of its own: most calls succeed on it.
+  let first: Promise<T>;
+  try {
+    first = op();
+  } catch (e) {
+    first = Promise.reject(e);
+  }
+  return first.catch((e: unknown) => {
+    if (!(e instanceof RonodeError) || !e.retryable || p.attempts <= 1) throw e;
+    return retrying(p, op, onRetry, e);
+  });
+}
+
+async function retrying<T>(p: RetryPolicy, op: () => Promise<T>, onRetry: (err: RonodeError, waitMs: number) => void, first: RonodeError): Promise<T> {
+  const wait = backoffMs(p, 1, first);
+  onRetry(first, wait);
+  await new Promise((go) => setTimeout(go, wait));
+  for (let attempt = 2; ; attempt++) {
     try {
       return await op();
     } catch (e) {

@@ -144,14 +144,24 @@ export class Session extends EventEmitter {
   }
 
   /** Sends one request (and its body, if any) and resolves with the whole answer. */
-  async request(r: RequestInit): Promise<Answer> {
-    await this.slot();
-    try {
-      this.check(); // the session may have ended while this request waited
-    } catch (e) {
-      this.slotsUsed--;
-      throw e;
+  request(r: RequestInit): Promise<Answer> {
+    // No await when a slot is free: a request goes out in the caller's turn of the event loop.
+    if (this.failure === undefined && this.goaway === undefined && this.slotsUsed < this.maxInflight && this.waiting.length === 0) {
+      this.slotsUsed++;
+      return this.start(r);
     }
+    return this.slot().then(() => {
+      try {
+        this.check(); // the session may have ended while this request waited
+      } catch (e) {
+        this.slotsUsed--;
+        throw e;
+      }
+      return this.start(r);
+    });
+  }
+
+  private start(r: RequestInit): Promise<Answer> {
     const corrId = this.nextCorrId++;
     return new Promise<Answer>((resolve, reject) => {
       const p: Pending = {
@@ -224,7 +234,11 @@ export class Session extends EventEmitter {
 
   /** Waits, bounded, until fewer than max_inflight requests are unanswered. */
   private slot(): Promise<void> {
-    this.check();
+    try {
+      this.check();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     if (this.slotsUsed < this.maxInflight && this.waiting.length === 0) {
       this.slotsUsed++;
       return Promise.resolve();
