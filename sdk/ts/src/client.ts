@@ -215,10 +215,11 @@ export class Client {
   async get(addr: string | Uint8Array, opts: { range?: Range } = {}): Promise<Uint8Array> {
     const a = addrBytes(addr);
     const payload = getRequest(a, opts.range);
+    const whole = opts.range === undefined;
     const answer = await this.call((s) =>
-      s.request({ app: App.OBJECTS, payload }).then((ans) => {
-        if (opts.range === undefined) {
-          const got = blake3(ans.payload);
+      s.request({ app: App.OBJECTS, payload, hash: whole }).then((ans) => {
+        if (whole) {
+          const got = ans.digest ?? blake3(ans.payload);
           if (!sameBytes(got, a)) throw digestMismatch(formatAddr(a), formatAddr(got));
         }
         return ans;

@@ -197,6 +197,39 @@ export class FrameReader {
     return frame;
   }
 
+  /**
+   * After `next` returned undefined, the frame being received, once its header is in (and
+   * checked by `next`) but not all its body: its corr_id, flags and code, and the payload bytes buffered so far as views, in order.
+   * A reader can hash them while the rest is on its way.
+   */
+  partial(): { corrId: number; flags: number; code: number; payload: Buffer[] } | undefined {
+    if (this.buffered < HEADER_LEN) return undefined;
+    const first = this.chunks[0]!;
+    if (first.length - this.head < HEADER_LEN) return undefined;
+    const at = this.head;
+    if (this.buffered >= first.readUInt32BE(at)) return undefined; // whole: next() hands it out
+    const hi = first.readUInt32BE(at + 30);
+    const body = at + HEADER_LEN + first.readUInt16BE(at + 28);
+    const payload: Buffer[] = [];
+    let skip = Math.max(0, body - first.length); // cap bytes past the first chunk
+    if (body < first.length) payload.push(first.subarray(body));
+    for (let i = 1; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      payload.push(skip > 0 ? c.subarray(skip) : c);
+      skip = 0;
+    }
+    return {
+      corrId: hi >= 0x20_0000 ? -1 : hi * 0x1_0000_0000 + first.readUInt32BE(at + 34),
+      flags: first.readUInt16BE(at + 6),
+      code: first.readUInt16BE(at + 8),
+      payload,
+    };
+  }
+
   /** Joins the front chunks until the first holds at least `n` unread bytes. */
   private coalesce(n: number): void {
     const parts: Buffer[] = [];

@@ -23,6 +23,7 @@ import {
   parseGossipEvent,
   parseHelloReply,
 } from "./messages.js";
+import { Blake3Hasher, blake3Hasher } from "./ids.js";
 import { connectTls } from "./tls.js";
 
 export interface SessionOptions {
@@ -44,6 +45,8 @@ export interface SessionOptions {
 export interface Answer {
   code: number;
   payload: Buffer;
+  /** BLAKE3-256 of the body, when the request asked for it (`hash`). */
+  digest?: Uint8Array;
 }
 
 export interface RequestInit {
@@ -56,6 +59,11 @@ export interface RequestInit {
   body?: Uint8Array | undefined;
   /** Receives each piece of the answer's body as it arrives, instead of joining them. */
   onData?: ((chunk: Buffer) => void) | undefined;
+  /**
+   * Hash the answer's body (into `Answer.digest`) as its bytes arrive, even before a frame is
+   * whole: a GET's verification then mostly overlaps the transfer instead of following it.
+   */
+  hash?: boolean;
   timeoutMs?: number | undefined;
 }
 
@@ -66,6 +74,9 @@ interface Pending {
   chunks: Buffer[];
   bytes: number;
   onData: ((chunk: Buffer) => void) | undefined;
+  hasher: Blake3Hasher | undefined;
+  /** Payload bytes of the frame now arriving already fed to `hasher`. */
+  hashed: number;
   timer: NodeJS.Timeout | undefined;
   /** Given up on by this client (timeout): the slot stays taken until the node answers. */
   abandoned: boolean;
@@ -171,6 +182,8 @@ export class Session extends EventEmitter {
         chunks: [],
         bytes: 0,
         onData: r.onData,
+        hasher: r.hash === true ? blake3Hasher() : undefined,
+        hashed: 0,
         timer: undefined,
         abandoned: false,
         resolve,
@@ -301,10 +314,28 @@ export class Session extends EventEmitter {
         this.onFrame(f);
         if (this.failure !== undefined) return;
       }
+      this.hashPartial();
     } catch (e) {
       const err = e instanceof RonodeError ? e : new ProtocolError("malformed", (e as Error).message);
       this.fail(err);
       this.socket.destroy();
+    }
+  }
+
+  /** Feeds the bytes of a body frame still arriving to its request's hasher. */
+  private hashPartial(): void {
+    const part = this.reader.partial();
+    if (part === undefined || (part.flags & Flags.RESP) === 0 || !SUCCESS(part.code)) return;
+    const p = this.pending.get(part.corrId);
+    if (p === undefined || p.hasher === undefined || p.abandoned) return;
+    let at = 0;
+    for (const c of part.payload) {
+      const end = at + c.length;
+      if (end > p.hashed) {
+        p.hasher.update(p.hashed > at ? c.subarray(p.hashed - at) : c);
+        p.hashed = end;
+      }
+      at = end;
     }
   }
 
@@ -334,6 +365,11 @@ export class Session extends EventEmitter {
       throw new ProtocolError("bad_sequence", `status ${f.code} inside an answer that opened with ${p.code}`);
     }
     p.code = f.code;
+    if (p.hasher !== undefined && !p.abandoned) {
+      // The rest of this frame's payload; what arrived before it was whole is hashed already.
+      if (p.hashed < f.payload.length) p.hasher.update(p.hashed > 0 ? f.payload.subarray(p.hashed) : f.payload);
+      p.hashed = 0;
+    }
     if (!p.abandoned) {
       if (p.onData !== undefined) {
         // A streamed answer may be long: its deadline runs from the last frame, not the request.
@@ -352,7 +388,7 @@ export class Session extends EventEmitter {
       this.settle(f.corrId, p);
       if (!p.abandoned) {
         const payload = p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes);
-        p.resolve({ code: f.code, payload });
+        p.resolve(p.hasher === undefined ? { code: f.code, payload } : { code: f.code, payload, digest: p.hasher.finalize() });
       }
     }
   }

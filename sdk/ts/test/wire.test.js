@@ -327,3 +327,28 @@ test("backoff: full jitter over a doubling window, on top of the node's retry_af
   assert.ok(xs.every((x) => x >= 0 && x < 1));
   assert.ok(new Set(xs).size > 990);
 });
+
+test("frame reader: the partial frame's payload so far, for hashing while the rest arrives", () => {
+  const put = frame(ex, "objects_put_start"); // a frame with a cap: the payload starts past it
+  const payload = decodeFrame(put).payload;
+  for (const step of [10, 38, 50, 120, 150]) {
+    const r = new FrameReader();
+    for (let at = 0; at < put.length; at += step) {
+      r.push(put.subarray(at, at + step));
+      const whole = at + step >= put.length;
+      const f = r.next(); // as the session does: whole frames first, then what is partial
+      const part = r.partial();
+      if (whole) {
+        assert.equal(part, undefined, "nothing is partial once the frame is whole");
+        assert.deepEqual(Buffer.from(f.payload), Buffer.from(payload));
+      } else if (at + step >= 38) {
+        assert.equal(f, undefined);
+        assert.equal(part.corrId, 3);
+        assert.equal(part.flags, Flags.REQ | Flags.START);
+        const so = Buffer.concat(part.payload);
+        const capEnd = 38 + decodeFrame(put).cap.length;
+        assert.deepEqual(so, put.subarray(capEnd, Math.max(capEnd, at + step)), `step ${step} at ${at}`);
+      }
+    }
+  }
+});
