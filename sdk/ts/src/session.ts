@@ -300,8 +300,11 @@ export class Session extends EventEmitter {
       const header = Buffer.allocUnsafe(HEADER_LEN);
       const f: FrameInit = { flags: Flags.REQ | (last ? Flags.END : 0), app, tenant: this.opts.tenant, corrId };
       writeHeader(header, 0, f, 0, piece.length);
+      // Header and body piece leave together (one write), the body without a copy.
+      this.socket.cork();
       this.socket.write(header);
       const more = this.socket.write(piece);
+      this.socket.uncork();
       if (!more && !last) await new Promise<void>((go) => this.socket.once("drain", go));
     }
   }
