@@ -27,6 +27,7 @@
 //! | `store_bytes` | gauge | `shard`: their bytes |
 //! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
 //! | `store_disk_full_total` | counter | `shard`: uploads refused 507 because the disk was full |
+//! | `store_reserved_bytes` | gauge | `shard`: room the store promised to uploads in progress |
 //! | `overlay_peers` | gauge | `state` (`down`, `dialing`, `up`), `shard`: configured peers the shard dials |
 //! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
 //! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
@@ -329,6 +330,13 @@ impl Collector for BoardCollector {
         )?;
         family(
             &mut enc,
+            "store_reserved_bytes",
+            "Bytes the shard's store promised to uploads in progress (given back at commit or abort).",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.store().reserved)),
+        )?;
+        family(
+            &mut enc,
             "overlay_peers",
             "Configured peers this shard dials, by state.",
             Gauge,
@@ -438,16 +446,18 @@ mod tests {
             "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
             "gossip_messages_total{event=\"budget_shed\",shard=\"1\"} 0\n",
             "session_buffer_bytes{shard=\"0\"} 0\n",
+            "store_reserved_bytes{shard=\"1\"} 0\n",
         ] {
             assert!(text.contains(line), "{line}");
         }
         // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 series per shard, plus
         // store_disk_full_total, drain_cut_total and sessions_shed_total (3 more per shard),
-        // plus readyz_state; the histogram writes sum, count and one line per bucket.
+        // store_reserved_bytes (1 more), plus readyz_state; the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 + 3) + 1
+            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 + 3 + 1)
+                + 1
         );
     }
 
@@ -463,6 +473,7 @@ mod tests {
             bytes: 4096,
             quarantined: 1,
             disk_full: 5,
+            reserved: 7,
         });
         for us in [90, 1_500, 1_500, 70_000_000] {
             s.request_latency_us(us);
@@ -480,6 +491,7 @@ mod tests {
             "store_bytes{shard=\"1\"} 4096\n",
             "store_quarantined_total{shard=\"1\"} 1\n",
             "store_disk_full_total{shard=\"1\"} 5\n",
+            "store_reserved_bytes{shard=\"1\"} 7\n",
             "request_latency_seconds_count{shard=\"1\"} 4\n",
             "request_latency_seconds_sum{shard=\"1\"} 70.00309\n",
             "request_latency_seconds_bucket{le=\"0.0001\",shard=\"1\"} 1\n",

@@ -132,13 +132,16 @@ impl Queue {
 
 /// A shard's object store: `store_objects` and `store_bytes` (gauges),
 /// `store_quarantined_total` (files the store moved to quarantine since start) and
-/// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write).
+/// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write) and
+/// `store_reserved_bytes` (a gauge: room promised to uploads in progress, given back by their
+/// commit or abort, so an upload that never ends shows here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreUsage {
     pub objects: u64,
     pub bytes: u64,
     pub quarantined: u64,
     pub disk_full: u64,
+    pub reserved: u64,
 }
 
 /// How fetch on miss ended: the `result` label of `objects_fetch_total`.
@@ -788,6 +791,7 @@ mod tests {
             bytes: 300,
             quarantined: 1,
             disk_full: 0,
+            reserved: 4,
         };
         s.set_store(usage);
 

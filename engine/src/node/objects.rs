@@ -40,6 +40,7 @@ impl Store {
                     bytes: ram.used_bytes(),
                     quarantined: 0,
                     disk_full: 0,
+                    reserved: ram.reserved_bytes(),
                 }
             }
             Store::Disk(disk) => disk.usage(),
@@ -255,6 +256,21 @@ impl Objects {
     pub fn handle_frame(&self, session: SessionId, rx: Received, now_s: u64) {
         self.plane.borrow_mut().handle_frame(session, rx, now_s);
         self.drain();
+    }
+
+    /// Answers 408 `slow_client` to the uploads whose body is not complete `put_timeout_s` after
+    /// their START, and gives their reservations back (an `AbortPut` to the owner's store); the
+    /// shard's tick calls it. `now_s` is unix seconds, the clock their deadlines were set on.
+    pub fn handle_put_timeout(&self, now_s: u64) {
+        let due = self
+            .plane
+            .borrow()
+            .poll_timeout()
+            .is_some_and(|t| t <= now_s);
+        if due {
+            self.plane.borrow_mut().handle_timeout(now_s);
+            self.drain();
+        }
     }
 
     /// Times a mesh channel was found full since start, for `bus_lagged_total`.

@@ -684,8 +684,8 @@ fn frame_kind(kind: Kind) -> FrameKind {
     }
 }
 
-/// Unix seconds, for capability expiry (read once per request).
-fn unix_now_s() -> u64 {
+/// Unix seconds, for capability expiry (read once per request) and upload deadlines.
+pub(super) fn unix_now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -368,6 +368,9 @@ async fn tick(shard: Rc<Shard>) {
         glommio::timer::sleep(shard.cfg.tick).await;
         shard.objects.wake_sessions();
         shard.objects.handle_fetch_timeout();
+        shard
+            .objects
+            .handle_put_timeout(super::session::unix_now_s());
         shard.gossip.tick();
         let held = {
             let stats = shard.stats.borrow();

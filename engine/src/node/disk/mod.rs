@@ -180,6 +180,7 @@ impl DiskStore {
             bytes: index.used_bytes(),
             quarantined: self.quarantined.get(),
             disk_full: self.disk_full.get(),
+            reserved: index.reserved_bytes(),
         }
     }
 
