@@ -112,9 +112,11 @@ impl FrameKind {
 pub enum Queue {
     /// Requests accepted and waiting for the shard's handlers.
     Work,
-    /// Messages waiting in the shard's outgoing mesh channels to other shards.
+    /// Messages that must not be lost waiting for room on the shard's mesh channels to other
+    /// shards (the engine's `MESH_WAITING` bounds them; refused past it).
     Mesh,
-    /// Frames waiting for a session's writer.
+    /// Frames waiting in the shard's session outboxes for their writers (the engine's
+    /// `OUTBOX_FRAMES` bounds each; refused past it).
     Send,
 }
 

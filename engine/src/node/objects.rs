@@ -101,6 +101,13 @@ impl StoreSeed {
     }
 }
 
+/// Most frames a session's outbox holds. What the planes queue for one session is bounded
+/// below it: GET body frames pause at `session.send_window_frames` (at most 1,024), whole-frame
+/// answers are at most one per request in flight (64), gossip deliveries and relays stop at
+/// `gossip::MAX_OUTBOX_FRAMES` (4,096). Past it a frame is refused and counted
+/// (`queue_dropped_total{queue="send"}`); for an answer that means a broken bound above.
+pub const OUTBOX_FRAMES: usize = 8_192;
+
 /// A session's queue of frames to send, and the signal that wakes it.
 pub struct Outbox {
     queue: RefCell<VecDeque<Transmit>>,
@@ -141,10 +148,16 @@ impl Outbox {
         let _ = self.wake_rx.recv().await;
     }
 
-    fn push(&self, t: Transmit) {
-        self.queue.borrow_mut().push_back(t);
+    /// Queues `t` unless [`OUTBOX_FRAMES`] are queued: handed back then.
+    fn push(&self, t: Transmit) -> Result<(), Transmit> {
+        let mut queue = self.queue.borrow_mut();
+        if queue.len() >= OUTBOX_FRAMES {
+            return Err(t);
+        }
+        queue.push_back(t);
         // A full signal channel means a wake-up is already pending.
         let _ = self.wake_tx.try_send(());
+        Ok(())
     }
 }
 
@@ -162,8 +175,11 @@ pub struct Objects {
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<MeshMsg>>>>>,
     /// Times a mesh channel was found full (or not yet connected).
     lagged: std::cell::Cell<u64>,
-    /// Completions for shards whose channel is still connecting, by shard.
-    parked: RefCell<Vec<Vec<StoreDone>>>,
+    /// Completions for shards whose channel is still connecting, by shard; each holds one of
+    /// the shard's [`mesh::MESH_WAITING`] places.
+    parked: RefCell<Vec<Vec<(StoreDone, mesh::Place)>>>,
+    /// Frames refused at a full outbox ([`OUTBOX_FRAMES`]), for `queue_dropped_total{queue="send"}`.
+    outbox_refused: std::cell::Cell<u64>,
     /// Fetch on miss for the addresses this shard owns (see `fetch.rs`).
     pub(super) fetch: super::fetch::FetchState,
 }
@@ -188,6 +204,7 @@ impl Objects {
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
             lagged: std::cell::Cell::new(0),
             parked: RefCell::new((0..shard_count).map(|_| Vec::new()).collect()),
+            outbox_refused: std::cell::Cell::new(0),
         })
     }
 
@@ -203,8 +220,9 @@ impl Objects {
         let parked = std::mem::take(&mut self.parked.borrow_mut()[to.0 as usize]);
         if !parked.is_empty() {
             glommio::spawn_local(async move {
-                for done in parked {
+                for (done, place) in parked {
                     let _ = sender.send(MeshMsg::Done(done)).await;
+                    drop(place);
                 }
             })
             .detach();
@@ -273,6 +291,16 @@ impl Objects {
         }
     }
 
+    /// Frames queued in this shard's session outboxes now: `queue_depth{queue="send"}`.
+    pub fn outbox_frames(&self) -> usize {
+        self.outboxes.borrow().values().map(|o| o.len()).sum()
+    }
+
+    /// Frames refused at a full outbox since start: `queue_dropped_total{queue="send"}`.
+    pub fn outbox_refused(&self) -> u64 {
+        self.outbox_refused.get()
+    }
+
     /// Times a mesh channel was found full since start, for `bus_lagged_total`.
     pub fn lagged(&self) -> u64 {
         self.lagged.get()
@@ -310,7 +338,11 @@ impl Objects {
         let outbox = self.outboxes.borrow().get(&t.session.0).cloned();
         if let Some(outbox) = outbox {
             let session = t.session;
-            outbox.push(t);
+            if let Err(t) = outbox.push(t) {
+                self.outbox_refused.set(self.outbox_refused.get() + 1);
+                debug_assert!(false, "outbox of {session:?} full: {t:?} refused");
+                return;
+            }
             if !outbox.blocked.get() && outbox.len() >= outbox.window {
                 outbox.blocked.set(true);
                 self.plane.borrow_mut().set_session_blocked(session, true);
@@ -363,20 +395,42 @@ impl Objects {
             // An abort (it releases a reservation) or a commit (its body was accepted whole) must
             // reach the owner: wait for room.
             (None, Some(sender)) => {
-                mesh::send_or_wait(&sender, MeshMsg::Op(op));
+                if let mesh::Sent::Refused(MeshMsg::Op(op)) =
+                    mesh::send_or_wait(&sender, MeshMsg::Op(op))
+                {
+                    self.refused(op);
+                }
             }
             // Not connected yet (the first moments after start): neither may be lost (an
             // unanswered PUT, a reservation held for ever), so they wait for the channel.
-            (None, None) => self.send_when_connected(owner, op),
+            (None, None) => match mesh::Place::take() {
+                Some(place) => self.send_when_connected(owner, op, place),
+                None => self.refused(op),
+            },
         }
         // The busy answer goes out with the drain already running (it loops until empty).
     }
 
+    /// A commit or an abort the mesh refused (every one of the shard's [`mesh::MESH_WAITING`]
+    /// places was taken; counted there): a commit's upload is answered 503 `busy`; an abort
+    /// cannot be answered, and its reservation stays with the owner's store until it restarts.
+    fn refused(&self, op: StoreOp) {
+        tracing::warn!(shard = %self.shard, "mesh full: {op:?} refused");
+        if let StoreOp::CommitPut { put, .. } = op {
+            let done = StoreDone::CommitPut {
+                put,
+                result: Err(ronode_shards::objects::StoreError::Busy),
+            };
+            self.plane.borrow_mut().handle_store_done(done);
+        }
+    }
+
     /// Sends `op` to `owner` once the mesh channel towards it is connected (the first moments
-    /// after start), waiting for room then.
-    fn send_when_connected(&self, owner: ShardId, op: StoreOp) {
+    /// after start), waiting for room then; `place` is its place among the waiting messages.
+    fn send_when_connected(&self, owner: ShardId, op: StoreOp, place: mesh::Place) {
         let me = self.me.clone();
         glommio::spawn_local(async move {
+            let _place = place;
             loop {
                 let Some(objects) = me.upgrade() else { return };
                 let sender = objects.mesh.borrow()[owner.0 as usize].clone();
@@ -435,13 +489,22 @@ impl Objects {
         }
         // A completion must not be lost: park it until the channel back to its origin is
         // connected (the first moments after start), and wait for room rather than drop it.
+        // Past the shard's bound on waiting messages it is refused (counted there) and lost:
+        // its request is not answered.
         let sender = self.mesh.borrow()[origin.0 as usize].clone();
         let Some(sender) = sender else {
-            self.parked.borrow_mut()[origin.0 as usize].push(done);
+            match mesh::Place::take() {
+                Some(place) => self.parked.borrow_mut()[origin.0 as usize].push((done, place)),
+                None => tracing::warn!(shard = %self.shard, "mesh full: {done:?} refused"),
+            }
             return;
         };
-        if !mesh::send_or_wait(&sender, MeshMsg::Done(done)) {
-            self.lagged.set(self.lagged.get() + 1);
+        match mesh::send_or_wait(&sender, MeshMsg::Done(done)) {
+            mesh::Sent::Now => {}
+            mesh::Sent::Waiting => self.lagged.set(self.lagged.get() + 1),
+            mesh::Sent::Refused(done) => {
+                tracing::warn!(shard = %self.shard, "mesh full: {done:?} refused")
+            }
         }
     }
 
@@ -461,5 +524,43 @@ impl Objects {
 pub async fn serve_mesh(objects: Rc<Objects>, rx: ConnectedReceiver<MeshMsg>) {
     while let Some(msg) = rx.recv().await {
         objects.handle_mesh(msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    fn frame(n: u64) -> Transmit {
+        Transmit {
+            session: SessionId(1),
+            app_proto_id: ronode_proto::msg::APP_GOSSIP,
+            flags: ronode_proto::Flags::EVENT,
+            code: 0,
+            tenant_id: 0,
+            corr_id: n,
+            payload: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_full_outbox_refuses_and_hands_back() {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .spawn(|| async {
+                let outbox = Outbox::new(4);
+                for n in 0..OUTBOX_FRAMES as u64 {
+                    assert!(outbox.push(frame(n)).is_ok(), "frame {n}");
+                }
+                let back = outbox.push(frame(7)).expect_err("past OUTBOX_FRAMES");
+                assert_eq!(back.corr_id, 7);
+                assert_eq!(outbox.len(), OUTBOX_FRAMES);
+                assert_eq!(outbox.pop().map(|t| t.corr_id), Some(0));
+                assert!(outbox.push(frame(8)).is_ok(), "room again after a pop");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

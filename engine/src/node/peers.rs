@@ -318,7 +318,9 @@ impl Peers {
             // try past its deadline for the fetcher, and a snapshot is sent again on connect.
             return;
         };
-        super::mesh::send_or_wait(&tx, msg);
+        // Refused past the shard's bound on waiting messages (counted there): a lost answer is a
+        // try past its deadline, a lost snapshot is made good by the next.
+        let _ = super::mesh::send_or_wait(&tx, msg);
     }
 
     /// Tells every shard (this one included) which peers are up here.

@@ -16,7 +16,7 @@ use ronode_proto::inbound::ServedApps;
 use ronode_proto::Reason;
 use ronode_shards::objects::{CapKeys, ObjectsConfig, ObjectsPlane};
 use ronode_shards::peers::{DialFailure, PeerState};
-use ronode_shards::stats::{PeerUsage, ShardStats, StatsBoard};
+use ronode_shards::stats::{PeerUsage, Queue, ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -82,6 +82,8 @@ pub struct Shard {
 
 #[derive(Default)]
 struct Reported {
+    mesh_refused: u64,
+    outbox_refused: u64,
     lagged: u64,
     gossip_lagged: u64,
     refusals: Vec<u64>,
@@ -174,6 +176,20 @@ impl Shard {
                 stats.bus_lagged();
             }
             rep.gossip_lagged = gossip_lagged;
+            // The bounded queues of this shard: messages waiting for a mesh channel, frames
+            // waiting in session outboxes, and what each refused.
+            stats.set_queue_depth(Queue::Mesh, super::mesh::waiting() as u64);
+            stats.set_queue_depth(Queue::Send, self.objects.outbox_frames() as u64);
+            let mesh_refused = super::mesh::refused();
+            for _ in rep.mesh_refused..mesh_refused {
+                stats.queue_dropped(Queue::Mesh);
+            }
+            rep.mesh_refused = mesh_refused;
+            let outbox_refused = self.objects.outbox_refused();
+            for _ in rep.outbox_refused..outbox_refused {
+                stats.queue_dropped(Queue::Send);
+            }
+            rep.outbox_refused = outbox_refused;
             stats.set_gossip(self.gossip.counts());
             stats.set_store(self.objects.store_usage());
             stats.set_peers(self.peer_usage());
