@@ -11,15 +11,15 @@
 //!
 //! | family | type | labels |
 //! | --- | --- | --- |
-//! | `request_latency_seconds` | histogram | `shard` |
+//! | `request_latency_seconds` | histogram | `shard`: from a request's acceptance to its answer's last frame written |
 //! | `rejected_total` | counter | `reason` (every [`Reason`]), `shard` |
 //! | `tls_handshake_failures_total` | counter | `reason` (every [`TlsFailure`]), `shard` |
 //! | `overlay_sessions_active` | gauge | `shard` |
 //! | `overlay_frames_total` | counter | `dir` (`in`, `out`), `kind` (`req`, `resp`, `event`), `shard` |
 //! | `overlay_bytes_total` | counter | `dir`, `shard` |
 //! | `bus_lagged_total` | counter | `shard` |
-//! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard` |
-//! | `queue_dropped_total` | counter | `queue`, `shard` |
+//! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard`: items in the shard's bounded queues |
+//! | `queue_dropped_total` | counter | `queue`, `shard`: items refused because their queue was full |
 //! | `conns_refused_total` | counter | `shard` |
 //! | `drain_cut_total` | counter | `shard`: sessions the drain deadline closed with requests unanswered |
 //! | `sessions_shed_total` | counter | `shard`: sessions closed for too many refused requests |

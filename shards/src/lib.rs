@@ -7,8 +7,12 @@
 //! without ever waiting for it. The objects plane ([`objects::ObjectsPlane`]: GET, HEAD and
 //! PUT of app 1, capabilities, BLAKE3 verification, the store contract and the RAM store) is a
 //! sans-IO state machine the engine drives; so is the gossip plane ([`gossip::GossipPlane`]:
-//! eager push, IHAVE/IWANT repair, burst budgets, dedupe, delivery to subscribers). The other shard state machines and the many-node
-//! simulator arrive with the issues that need them.
+//! eager push, IHAVE/IWANT repair, burst budgets, dedupe, delivery to subscribers). So are the
+//! peer set ([`peers::PeerSet`]: which configured peers to dial when, backoff), fetch on miss
+//! ([`objects::fetch`]: which peers to ask for a missing object, tries and their deadlines), the
+//! session limiter ([`limiter::TokenBucket`]) and the bound on refused requests
+//! ([`refusals::RefusalWindow`]); the engine drives all of them over its sockets and files.
+//! Not here yet: the DHT plane, and the many-node simulator.
 
 pub mod gossip;
 pub mod limiter;

@@ -110,7 +110,9 @@ impl FrameKind {
 /// A shard's named bounded queues: the `queue` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Queue {
-    /// Requests accepted and waiting for the shard's handlers.
+    /// Work waiting in the shard's disk store: reads waiting for an I/O place and uploads begun
+    /// and not yet committed (the store's `MAX_QUEUED_READS` and `MAX_QUEUED_COMMITS` bound
+    /// them; refused 503 `busy` past them).
     Work,
     /// Messages that must not be lost waiting for room on the shard's mesh channels to other
     /// shards (the engine's `MESH_WAITING` bounds them; refused past it).

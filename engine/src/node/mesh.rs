@@ -1,7 +1,14 @@
 //! The bounded SPSC mesh between shards: one glommio shared channel for every ordered pair of
 //! shards, handed out as each shard starts (its senders to its executor `from`, its receivers to
-//! its executor `to`). A node runs one mesh per kind of message (store work, session hand-offs)
-//! so that a burst of one never holds up the other.
+//! its executor `to`). A node runs one mesh per kind of message so that a burst of one never
+//! holds up another: store work and completions (`objects::MeshMsg`), peer sessions handed to
+//! the shard owning their NodeId (`handoff`), peers (`peers::PeerMsg`: up-peer snapshots, fetch
+//! GETs and answers, gossip frames for a peer's link) and gossip (`gossip::GossipMsg`:
+//! publishes, subscriptions and peer EVENTs for a topic's owner, deliveries back).
+//!
+//! A message that may be lost is tried once and shed when the channel is full (counted in
+//! `bus_lagged_total`); one that must not be lost waits for room ([`send_or_wait`]), within the
+//! shard's [`MESH_WAITING`] bound.
 
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use ronode_shards::ShardId;

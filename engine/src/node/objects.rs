@@ -311,6 +311,15 @@ impl Objects {
         self.store.usage()
     }
 
+    /// The store's work queues: (depth, refused since start); a RAM store completes every
+    /// operation on the spot and queues none.
+    pub fn store_work(&self) -> (u64, u64) {
+        match &self.store {
+            Store::Ram(_) => (0, 0),
+            Store::Disk(disk) => disk.work(),
+        }
+    }
+
     /// Refusals by reason since start, for the shard's `rejected_total`.
     pub fn refusals(&self) -> Vec<(ronode_proto::Reason, u64)> {
         self.plane.borrow().counters().refusals().collect()

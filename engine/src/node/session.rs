@@ -177,6 +177,12 @@ struct Session {
     peer: Option<ronode_proto::id::NodeId>,
     /// The buffer bytes this session last counted in the shard's `session_buffer_bytes`.
     buffer_bytes: usize,
+    /// Requests accepted and not yet answered whole, with when they were accepted: at most
+    /// `session.inflight_frames` + 1 (admission refuses past it).
+    accepted_at: Vec<(u64, Instant)>,
+    /// Requests whose answer's last frame is in the write buffer: their latency
+    /// (`request_latency_seconds`) is recorded once the flush that writes it succeeds.
+    answered_at: Vec<Instant>,
 }
 
 impl Session {
@@ -209,6 +215,8 @@ impl Session {
             stalled_since: None,
             peer: None,
             buffer_bytes: 0,
+            accepted_at: Vec::new(),
+            answered_at: Vec::new(),
         }
     }
 
@@ -238,7 +246,10 @@ impl Session {
                 shard.stats_mut(|s| s.frame(Dir::In, kind, u64::from(h.len)));
                 if h.kind() == Some(Kind::Req) && rx.progress.begins() {
                     match self.admit(&h, now_ms, shard) {
-                        Admit::Accept => self.last_accepted = self.last_accepted.max(h.corr_id),
+                        Admit::Accept => {
+                            self.last_accepted = self.last_accepted.max(h.corr_id);
+                            self.accepted_at.push((h.corr_id, Instant::now()));
+                        }
                         Admit::Refused { counts } => {
                             if counts && self.refusals.refuse(now_ms) {
                                 return self.shed(shard).await;
@@ -467,6 +478,13 @@ impl Session {
                 self.wbuf.clear();
                 self.shared.clear();
                 self.shared_bytes = 0;
+                if !self.answered_at.is_empty() {
+                    shard.stats_mut(|s| {
+                        for at in self.answered_at.drain(..) {
+                            s.request_latency_us(at.elapsed().as_micros() as u64);
+                        }
+                    });
+                }
                 Ok(())
             }
             // The socket's write timeout (`write_timeout`, set once per session).
@@ -509,7 +527,12 @@ impl Session {
     /// send what the peer must reject) when it breaks the rules.
     fn record(&mut self, header: &ronode_proto::frame::Header) -> bool {
         match self.inbound.tracker_mut().on_send(header) {
-            Ok(_) => true,
+            Ok(progress) => {
+                if header.kind() == Some(Kind::Resp) && progress.ends() {
+                    self.answer_done(header.corr_id);
+                }
+                true
+            }
             Err(reason) => {
                 debug_assert!(
                     false,
@@ -518,6 +541,15 @@ impl Session {
                 );
                 false
             }
+        }
+    }
+
+    /// The last frame of the answer to `corr_id` is queued: an accepted request's latency is
+    /// taken when it is written.
+    fn answer_done(&mut self, corr_id: u64) {
+        if let Some(i) = self.accepted_at.iter().position(|(c, _)| *c == corr_id) {
+            let (_, at) = self.accepted_at.swap_remove(i);
+            self.answered_at.push(at);
         }
     }
 

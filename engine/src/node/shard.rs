@@ -84,6 +84,7 @@ pub struct Shard {
 struct Reported {
     mesh_refused: u64,
     outbox_refused: u64,
+    work_refused: u64,
     lagged: u64,
     gossip_lagged: u64,
     refusals: Vec<u64>,
@@ -177,7 +178,8 @@ impl Shard {
             }
             rep.gossip_lagged = gossip_lagged;
             // The bounded queues of this shard: messages waiting for a mesh channel, frames
-            // waiting in session outboxes, and what each refused.
+            // waiting in session outboxes, the disk store's reads and commits, and what each
+            // refused.
             stats.set_queue_depth(Queue::Mesh, super::mesh::waiting() as u64);
             stats.set_queue_depth(Queue::Send, self.objects.outbox_frames() as u64);
             let mesh_refused = super::mesh::refused();
@@ -190,6 +192,12 @@ impl Shard {
                 stats.queue_dropped(Queue::Send);
             }
             rep.outbox_refused = outbox_refused;
+            let (work, work_refused) = self.objects.store_work();
+            stats.set_queue_depth(Queue::Work, work);
+            for _ in rep.work_refused..work_refused {
+                stats.queue_dropped(Queue::Work);
+            }
+            rep.work_refused = work_refused;
             stats.set_gossip(self.gossip.counts());
             stats.set_store(self.objects.store_usage());
             stats.set_peers(self.peer_usage());
