@@ -134,6 +134,39 @@ impl Queue {
     }
 }
 
+/// The application a request was for: the `app` label of `request_latency_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum App {
+    /// App 0: HELLO, PING.
+    Control,
+    /// App 1: GET, HEAD, PUT.
+    Objects,
+    /// App 2: subscriptions, repair requests, publishes that ask an acknowledgement.
+    Gossip,
+}
+
+impl App {
+    pub const ALL: [App; 3] = [App::Control, App::Objects, App::Gossip];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            App::Control => "control",
+            App::Objects => "objects",
+            App::Gossip => "gossip",
+        }
+    }
+
+    /// The app of a frame's `app_proto_id`; `None` for one the node does not serve.
+    pub fn of(app_proto_id: u16) -> Option<App> {
+        match app_proto_id {
+            ronode_proto::control::APP_CONTROL => Some(App::Control),
+            ronode_proto::msg::APP_OBJECTS => Some(App::Objects),
+            ronode_proto::msg::APP_GOSSIP => Some(App::Gossip),
+            _ => None,
+        }
+    }
+}
+
 /// A shard's object store: `store_objects` and `store_bytes` (gauges),
 /// `store_quarantined_total` (files the store moved to quarantine since start) and
 /// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write) and
@@ -477,18 +510,19 @@ impl Default for Latency {
 pub struct ShardStats {
     shard: ShardId,
     counters: Counters,
-    latency: Latency,
+    /// By [`App`], in [`App::ALL`] order.
+    latency: [Latency; App::ALL.len()],
     last_published_ms: Option<u64>,
     publishes_skipped: u64,
 }
 
 impl ShardStats {
-    /// Zeroed statistics for `shard` (allocates the latency histogram once).
+    /// Zeroed statistics for `shard` (allocates the latency histograms once).
     pub fn new(shard: ShardId) -> Self {
         ShardStats {
             shard,
             counters: Counters::default(),
-            latency: Latency::new(),
+            latency: std::array::from_fn(|_| Latency::new()),
             last_published_ms: None,
             publishes_skipped: 0,
         }
@@ -502,8 +536,8 @@ impl ShardStats {
         &self.counters
     }
 
-    pub fn latency(&self) -> &Latency {
-        &self.latency
+    pub fn latency(&self, app: App) -> &Latency {
+        &self.latency[app as usize]
     }
 
     /// A frame or session was rejected with `reason`.
@@ -596,9 +630,9 @@ impl ShardStats {
         self.counters.store = usage;
     }
 
-    /// A request was answered `us` microseconds after it arrived.
-    pub fn request_latency_us(&mut self, us: u64) {
-        self.latency.record_us(us);
+    /// A request of `app` was answered `us` microseconds after it was accepted.
+    pub fn request_latency_us(&mut self, app: App, us: u64) {
+        self.latency[app as usize].record_us(us);
     }
 
     /// Whether a publish is due at `now_ms` (never published, or [`PUBLISH_INTERVAL_MS`]
@@ -627,7 +661,8 @@ pub struct Snapshot {
     /// The shard's time at the publish (`None`: never published).
     pub published_ms: Option<u64>,
     pub counters: Counters,
-    pub latency: Latency,
+    /// By [`App`], in [`App::ALL`] order.
+    pub latency: [Latency; App::ALL.len()],
 }
 
 impl Snapshot {
@@ -637,7 +672,7 @@ impl Snapshot {
             shard,
             published_ms: None,
             counters: Counters::default(),
-            latency: Latency::new(),
+            latency: std::array::from_fn(|_| Latency::new()),
         }
     }
 
@@ -645,7 +680,9 @@ impl Snapshot {
         debug_assert_eq!(self.shard, stats.shard);
         self.published_ms = Some(now_ms);
         self.counters = stats.counters;
-        self.latency.copy_from(&stats.latency);
+        for (mine, theirs) in self.latency.iter_mut().zip(&stats.latency) {
+            mine.copy_from(theirs);
+        }
     }
 }
 
@@ -731,11 +768,13 @@ impl StatsBoard {
             .collect()
     }
 
-    /// The latency of every shard merged into one histogram.
+    /// The latency of every shard and app merged into one histogram.
     pub fn merged_latency(&self) -> Latency {
         let mut all = Latency::new();
         for s in 0..self.shard_count() {
-            all.merge(&self.lock(ShardId(s)).latency);
+            for latency in &self.lock(ShardId(s)).latency {
+                all.merge(latency);
+            }
         }
         all
     }
@@ -769,6 +808,11 @@ mod tests {
         for (i, q) in Queue::ALL.into_iter().enumerate() {
             assert_eq!(q as usize, i);
         }
+        for (i, a) in App::ALL.into_iter().enumerate() {
+            assert_eq!(a as usize, i);
+            assert_eq!(App::of([0, 1, 2][i]), Some(a));
+        }
+        assert_eq!(App::of(3), None);
     }
 
     #[test]
@@ -789,7 +833,7 @@ mod tests {
         s.set_queue_depth(Queue::Send, 9);
         s.queue_dropped(Queue::Work);
         s.conn_refused();
-        s.request_latency_us(250);
+        s.request_latency_us(App::Objects, 250);
         let usage = StoreUsage {
             objects: 2,
             bytes: 300,
@@ -818,8 +862,9 @@ mod tests {
         assert_eq!(c.queue_dropped(Queue::Work), 1);
         assert_eq!(c.conns_refused(), 1);
         assert_eq!(c.store(), usage);
-        assert_eq!(s.latency().count(), 1);
-        assert_eq!(s.latency().sum_us(), 250);
+        assert_eq!(s.latency(App::Objects).count(), 1);
+        assert_eq!(s.latency(App::Objects).sum_us(), 250);
+        assert_eq!(s.latency(App::Gossip).count(), 0);
         s.set_sessions_active(5);
         assert_eq!(s.counters().overlay_sessions_active(), 5);
         s.session_buffers(0, 4096);
@@ -839,7 +884,7 @@ mod tests {
             assert_eq!(snap.shard, ShardId(i as u16));
             assert_eq!(snap.published_ms, None);
             assert_eq!(snap.counters, Counters::default());
-            assert_eq!(snap.latency.count(), 0);
+            assert!(snap.latency.iter().all(|l| l.count() == 0));
         }
     }
 
@@ -849,7 +894,7 @@ mod tests {
         let mut s = ShardStats::new(ShardId(1));
         assert!(s.publish_due(0));
         s.rejected(Reason::Quota);
-        s.request_latency_us(1_000);
+        s.request_latency_us(App::Control, 1_000);
         assert_eq!(board.publish(&mut s, 10), Publish::Published);
         assert_eq!(s.last_published_ms(), Some(10));
         assert!(!s.publish_due(10 + PUBLISH_INTERVAL_MS - 1));
@@ -859,7 +904,7 @@ mod tests {
         assert_eq!(snaps[0].published_ms, None);
         assert_eq!(snaps[1].published_ms, Some(10));
         assert_eq!(snaps[1].counters.rejected(Reason::Quota), 1);
-        assert_eq!(snaps[1].latency.count(), 1);
+        assert_eq!(snaps[1].latency[App::Control as usize].count(), 1);
 
         // The admin holds the slot: the shard skips, stays due, and loses nothing.
         s.rejected(Reason::Quota);
@@ -945,9 +990,9 @@ mod tests {
         let board = StatsBoard::new(2);
         let mut s0 = ShardStats::new(ShardId(0));
         let mut s1 = ShardStats::new(ShardId(1));
-        s0.request_latency_us(10);
-        s1.request_latency_us(20);
-        s1.request_latency_us(30);
+        s0.request_latency_us(App::Objects, 10);
+        s1.request_latency_us(App::Gossip, 20);
+        s1.request_latency_us(App::Objects, 30);
         assert_eq!(board.publish(&mut s0, 0), Publish::Published);
         assert_eq!(board.publish(&mut s1, 0), Publish::Published);
         let merged = board.merged_latency();

@@ -39,7 +39,7 @@ use ronode_shards::limiter::TokenBucket;
 use ronode_shards::objects::SessionId;
 use ronode_shards::refusals::RefusalWindow;
 use ronode_shards::shard_of;
-use ronode_shards::stats::{Dir, FrameKind, TlsFailure};
+use ronode_shards::stats::{App, Dir, FrameKind, TlsFailure};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -179,10 +179,10 @@ struct Session {
     buffer_bytes: usize,
     /// Requests accepted and not yet answered whole, with when they were accepted: at most
     /// `session.inflight_frames` + 1 (admission refuses past it).
-    accepted_at: Vec<(u64, Instant)>,
+    accepted_at: Vec<(u64, App, Instant)>,
     /// Requests whose answer's last frame is in the write buffer: their latency
     /// (`request_latency_seconds`) is recorded once the flush that writes it succeeds.
-    answered_at: Vec<Instant>,
+    answered_at: Vec<(App, Instant)>,
 }
 
 impl Session {
@@ -248,7 +248,9 @@ impl Session {
                     match self.admit(&h, now_ms, shard) {
                         Admit::Accept => {
                             self.last_accepted = self.last_accepted.max(h.corr_id);
-                            self.accepted_at.push((h.corr_id, Instant::now()));
+                            if let Some(app) = App::of(h.app_proto_id) {
+                                self.accepted_at.push((h.corr_id, app, Instant::now()));
+                            }
                         }
                         Admit::Refused { counts } => {
                             if counts && self.refusals.refuse(now_ms) {
@@ -480,8 +482,8 @@ impl Session {
                 self.shared_bytes = 0;
                 if !self.answered_at.is_empty() {
                     shard.stats_mut(|s| {
-                        for at in self.answered_at.drain(..) {
-                            s.request_latency_us(at.elapsed().as_micros() as u64);
+                        for (app, at) in self.answered_at.drain(..) {
+                            s.request_latency_us(app, at.elapsed().as_micros() as u64);
                         }
                     });
                 }
@@ -547,9 +549,9 @@ impl Session {
     /// The last frame of the answer to `corr_id` is queued: an accepted request's latency is
     /// taken when it is written.
     fn answer_done(&mut self, corr_id: u64) {
-        if let Some(i) = self.accepted_at.iter().position(|(c, _)| *c == corr_id) {
-            let (_, at) = self.accepted_at.swap_remove(i);
-            self.answered_at.push(at);
+        if let Some(i) = self.accepted_at.iter().position(|(c, _, _)| *c == corr_id) {
+            let (_, app, at) = self.accepted_at.swap_remove(i);
+            self.answered_at.push((app, at));
         }
     }
 
