@@ -349,7 +349,7 @@ impl Objects {
             let session = t.session;
             if let Err(t) = outbox.push(t) {
                 self.outbox_refused.set(self.outbox_refused.get() + 1);
-                debug_assert!(false, "outbox of {session:?} full: {t:?} refused");
+                tracing::warn!(shard = %self.shard, "outbox of {session:?} full: {t:?} refused");
                 return;
             }
             if !outbox.blocked.get() && outbox.len() >= outbox.window {
