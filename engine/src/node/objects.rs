@@ -349,7 +349,8 @@ impl Objects {
             let session = t.session;
             if let Err(t) = outbox.push(t) {
                 self.outbox_refused.set(self.outbox_refused.get() + 1);
-                tracing::warn!(shard = %self.shard, "outbox of {session:?} full: {t:?} refused");
+                let (app, corr) = (t.app_proto_id, t.corr_id);
+                tracing::warn!(shard = %self.shard, "outbox of {session:?} full: a frame of app {app} (corr_id {corr}) refused");
                 return;
             }
             if !outbox.blocked.get() && outbox.len() >= outbox.window {
@@ -424,7 +425,8 @@ impl Objects {
     /// places was taken; counted there): a commit's upload is answered 503 `busy`; an abort
     /// cannot be answered, and its reservation stays with the owner's store until it restarts.
     fn refused(&self, op: StoreOp) {
-        tracing::warn!(shard = %self.shard, "mesh full: {op:?} refused");
+        let addr = op.addr();
+        tracing::warn!(shard = %self.shard, "mesh full: a store operation on {addr} refused");
         if let StoreOp::CommitPut { put, .. } = op {
             let done = StoreDone::CommitPut {
                 put,
@@ -504,15 +506,19 @@ impl Objects {
         let Some(sender) = sender else {
             match mesh::Place::take() {
                 Some(place) => self.parked.borrow_mut()[origin.0 as usize].push((done, place)),
-                None => tracing::warn!(shard = %self.shard, "mesh full: {done:?} refused"),
+                None => {
+                    let id = done.id();
+                    tracing::warn!(shard = %self.shard, "mesh full: the completion of {id:?} refused")
+                }
             }
             return;
         };
+        let id = done.id();
         match mesh::send_or_wait(&sender, MeshMsg::Done(done)) {
             mesh::Sent::Now => {}
             mesh::Sent::Waiting => self.lagged.set(self.lagged.get() + 1),
-            mesh::Sent::Refused(done) => {
-                tracing::warn!(shard = %self.shard, "mesh full: {done:?} refused")
+            mesh::Sent::Refused(_) => {
+                tracing::warn!(shard = %self.shard, "mesh full: the completion of {id:?} refused")
             }
         }
     }
