@@ -11,15 +11,15 @@
 //!
 //! | family | type | labels |
 //! | --- | --- | --- |
-//! | `request_latency_seconds` | histogram | `shard` |
+//! | `request_latency_seconds` | histogram | `app` (`control`, `objects`, `gossip`), `shard`: from a request's acceptance to its answer's last frame written |
 //! | `rejected_total` | counter | `reason` (every [`Reason`]), `shard` |
 //! | `tls_handshake_failures_total` | counter | `reason` (every [`TlsFailure`]), `shard` |
 //! | `overlay_sessions_active` | gauge | `shard` |
 //! | `overlay_frames_total` | counter | `dir` (`in`, `out`), `kind` (`req`, `resp`, `event`), `shard` |
 //! | `overlay_bytes_total` | counter | `dir`, `shard` |
 //! | `bus_lagged_total` | counter | `shard` |
-//! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard` |
-//! | `queue_dropped_total` | counter | `queue`, `shard` |
+//! | `queue_depth` | gauge | `queue` (`work`, `mesh`, `send`), `shard`: items in the shard's bounded queues |
+//! | `queue_dropped_total` | counter | `queue`, `shard`: items refused because their queue was full |
 //! | `conns_refused_total` | counter | `shard` |
 //! | `drain_cut_total` | counter | `shard`: sessions the drain deadline closed with requests unanswered |
 //! | `sessions_shed_total` | counter | `shard`: sessions closed for too many refused requests |
@@ -27,6 +27,7 @@
 //! | `store_bytes` | gauge | `shard`: their bytes |
 //! | `store_quarantined_total` | counter | `shard`: files the store moved to quarantine |
 //! | `store_disk_full_total` | counter | `shard`: uploads refused 507 because the disk was full |
+//! | `store_reserved_bytes` | gauge | `shard`: room the store promised to uploads in progress |
 //! | `overlay_peers` | gauge | `state` (`down`, `dialing`, `up`), `shard`: configured peers the shard dials |
 //! | `overlay_dial_failures_total` | counter | `reason` (`connect`, `timeout`, `handshake`, `mismatch`), `shard` |
 //! | `objects_fetch_total` | counter | `result` (every [`FetchResult`]), `shard`: fetch on miss |
@@ -44,7 +45,7 @@ use prometheus_client::registry::{Registry, Unit};
 use ronode_proto::reason::Reason;
 use ronode_shards::peers::{DialFailure, PeerState};
 use ronode_shards::stats::{
-    Counters, Dir, FetchResult, FrameKind, GossipEvent, Queue, StatsBoard, TlsFailure,
+    App, Counters, Dir, FetchResult, FrameKind, GossipEvent, Queue, StatsBoard, TlsFailure,
 };
 use ronode_shards::ShardId;
 
@@ -67,6 +68,13 @@ const BUCKETS: usize = LATENCY_BUCKETS_US.len() + 1;
 #[derive(Debug)]
 struct ShardView {
     counters: Counters,
+    /// By [`App`], in [`App::ALL`] order.
+    latency: [LatencyView; App::ALL.len()],
+}
+
+/// One latency histogram as a scrape writes it.
+#[derive(Debug, Default)]
+struct LatencyView {
     /// Non-cumulative counts per bucket of [`LATENCY_BUCKETS_US`], then `+Inf`.
     buckets: [u64; BUCKETS],
     sum_us: u64,
@@ -111,16 +119,17 @@ impl BoardCollector {
     fn views(&self) -> Vec<ShardView> {
         (0..self.board.shard_count())
             .map(|s| {
-                self.board.read(ShardId(s), |snap| {
-                    let mut buckets = [0; BUCKETS];
-                    snap.latency
-                        .bucket_counts(&LATENCY_BUCKETS_US, &mut buckets);
-                    ShardView {
-                        counters: snap.counters,
-                        buckets,
-                        sum_us: snap.latency.sum_us(),
-                        count: snap.latency.count(),
-                    }
+                self.board.read(ShardId(s), |snap| ShardView {
+                    counters: snap.counters,
+                    latency: std::array::from_fn(|a| {
+                        let mut view = LatencyView {
+                            sum_us: snap.latency[a].sum_us(),
+                            count: snap.latency[a].count(),
+                            ..LatencyView::default()
+                        };
+                        snap.latency[a].bucket_counts(&LATENCY_BUCKETS_US, &mut view.buckets);
+                        view
+                    }),
                 })
             })
             .collect()
@@ -168,26 +177,28 @@ impl Collector for BoardCollector {
         {
             let mut metric = enc.encode_descriptor(
                 "request_latency",
-                "Time from a request's arrival to its answer.",
+                "Time from a request's acceptance to its answer's last frame written, by app.",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
             let mut buckets = [(0.0, 0); BUCKETS];
             for (view, shard) in views.iter().zip(&self.shard_labels) {
-                for (i, b) in buckets.iter_mut().enumerate() {
-                    let le = LATENCY_BUCKETS_US
-                        .get(i)
-                        .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
-                    *b = (le, view.buckets[i]);
+                for (app, latency) in App::ALL.iter().zip(&view.latency) {
+                    for (i, b) in buckets.iter_mut().enumerate() {
+                        let le = LATENCY_BUCKETS_US
+                            .get(i)
+                            .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+                        *b = (le, latency.buckets[i]);
+                    }
+                    metric
+                        .encode_family(&[("app", app.label()), ("shard", shard.as_str())])?
+                        .encode_histogram::<NoLabelSet>(
+                            latency.sum_us as f64 / 1e6,
+                            latency.count,
+                            &buckets,
+                            None,
+                        )?;
                 }
-                metric
-                    .encode_family(&[("shard", shard.as_str())])?
-                    .encode_histogram::<NoLabelSet>(
-                        view.sum_us as f64 / 1e6,
-                        view.count,
-                        &buckets,
-                        None,
-                    )?;
             }
         }
         family(
@@ -329,6 +340,13 @@ impl Collector for BoardCollector {
         )?;
         family(
             &mut enc,
+            "store_reserved_bytes",
+            "Bytes the shard's store promised to uploads in progress (given back at commit or abort).",
+            Gauge,
+            shards().map(|(c, s)| ([("shard", s)], c.store().reserved)),
+        )?;
+        family(
+            &mut enc,
             "overlay_peers",
             "Configured peers this shard dials, by state.",
             Gauge,
@@ -422,8 +440,13 @@ mod tests {
                 let line = format!("rejected_total{{reason=\"{r}\",shard=\"{shard}\"}} 0\n");
                 assert!(text.contains(&line), "{line}");
             }
-            let line = format!("request_latency_seconds_bucket{{le=\"+Inf\",shard=\"{shard}\"}} 0");
-            assert!(text.contains(&line), "{line}");
+            for app in App::ALL {
+                let app = app.label();
+                let line = format!(
+                    "request_latency_seconds_bucket{{le=\"+Inf\",app=\"{app}\",shard=\"{shard}\"}} 0"
+                );
+                assert!(text.contains(&line), "{line}");
+            }
         }
         assert!(text.contains("# TYPE rejected counter\n"));
         assert!(text.contains("# UNIT request_latency_seconds seconds\n"));
@@ -438,16 +461,35 @@ mod tests {
             "objects_fetch_total{result=\"bad_digest\",shard=\"0\"} 0\n",
             "gossip_messages_total{event=\"budget_shed\",shard=\"1\"} 0\n",
             "session_buffer_bytes{shard=\"0\"} 0\n",
+            "store_reserved_bytes{shard=\"1\"} 0\n",
         ] {
             assert!(text.contains(line), "{line}");
         }
         // 1 + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 series per shard, plus
         // store_disk_full_total, drain_cut_total and sessions_shed_total (3 more per shard),
-        // plus readyz_state; the histogram writes sum, count and one line per bucket.
+        // store_reserved_bytes (1 more), plus readyz_state; the histogram writes sum, count and one line per bucket.
         let samples = text.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(
             samples,
-            2 * (2 + BUCKETS + 29 + 5 + 1 + 6 + 2 + 1 + 3 + 3 + 1 + 3 + 3 + 4 + 6 + 8 + 1 + 3) + 1
+            2 * (3 * (2 + BUCKETS)
+                + 29
+                + 5
+                + 1
+                + 6
+                + 2
+                + 1
+                + 3
+                + 3
+                + 1
+                + 3
+                + 3
+                + 4
+                + 6
+                + 8
+                + 1
+                + 3
+                + 1)
+                + 1
         );
     }
 
@@ -463,9 +505,10 @@ mod tests {
             bytes: 4096,
             quarantined: 1,
             disk_full: 5,
+            reserved: 7,
         });
         for us in [90, 1_500, 1_500, 70_000_000] {
-            s.request_latency_us(us);
+            s.request_latency_us(App::Objects, us);
         }
         assert_eq!(board.publish(&mut s, 0), Publish::Published);
         readiness.set_ready("overlay");
@@ -480,13 +523,14 @@ mod tests {
             "store_bytes{shard=\"1\"} 4096\n",
             "store_quarantined_total{shard=\"1\"} 1\n",
             "store_disk_full_total{shard=\"1\"} 5\n",
-            "request_latency_seconds_count{shard=\"1\"} 4\n",
-            "request_latency_seconds_sum{shard=\"1\"} 70.00309\n",
-            "request_latency_seconds_bucket{le=\"0.0001\",shard=\"1\"} 1\n",
-            "request_latency_seconds_bucket{le=\"0.001\",shard=\"1\"} 1\n",
-            "request_latency_seconds_bucket{le=\"0.0025\",shard=\"1\"} 3\n",
-            "request_latency_seconds_bucket{le=\"30.0\",shard=\"1\"} 3\n",
-            "request_latency_seconds_bucket{le=\"+Inf\",shard=\"1\"} 4\n",
+            "store_reserved_bytes{shard=\"1\"} 7\n",
+            "request_latency_seconds_count{app=\"objects\",shard=\"1\"} 4\n",
+            "request_latency_seconds_sum{app=\"objects\",shard=\"1\"} 70.00309\n",
+            "request_latency_seconds_bucket{le=\"0.0001\",app=\"objects\",shard=\"1\"} 1\n",
+            "request_latency_seconds_bucket{le=\"0.001\",app=\"objects\",shard=\"1\"} 1\n",
+            "request_latency_seconds_bucket{le=\"0.0025\",app=\"objects\",shard=\"1\"} 3\n",
+            "request_latency_seconds_bucket{le=\"30.0\",app=\"objects\",shard=\"1\"} 3\n",
+            "request_latency_seconds_bucket{le=\"+Inf\",app=\"objects\",shard=\"1\"} 4\n",
             "\nreadyz_state 1\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use ronode_admin::{AdminHandle, AdminServer, Readiness, VersionInfo};
 use ronode_proto::reason::Reason;
-use ronode_shards::stats::{Dir, FrameKind, Publish, Queue, ShardStats, StatsBoard, TlsFailure};
+use ronode_shards::stats::{
+    App, Dir, FrameKind, Publish, Queue, ShardStats, StatsBoard, TlsFailure,
+};
 use ronode_shards::ShardId;
 
 #[derive(Debug)]
@@ -153,11 +155,14 @@ fn metrics_every_family_at_zero_then_published_values() {
         expected.push(format!("conns_refused_total{{{s}}} 0"));
         expected.push(format!("drain_cut_total{{{s}}} 0"));
         expected.push(format!("sessions_shed_total{{{s}}} 0"));
-        expected.push(format!("request_latency_seconds_count{{{s}}} 0"));
-        expected.push(format!("request_latency_seconds_sum{{{s}}} 0.0"));
-        expected.push(format!(
-            "request_latency_seconds_bucket{{le=\"+Inf\",{s}}} 0"
-        ));
+        for a in App::ALL {
+            let a = format!("app=\"{}\"", a.label());
+            expected.push(format!("request_latency_seconds_count{{{a},{s}}} 0"));
+            expected.push(format!("request_latency_seconds_sum{{{a},{s}}} 0.0"));
+            expected.push(format!(
+                "request_latency_seconds_bucket{{le=\"+Inf\",{a},{s}}} 0"
+            ));
+        }
     }
     let lines: std::collections::HashSet<&str> = text.lines().collect();
     for line in &expected {
@@ -171,7 +176,7 @@ fn metrics_every_family_at_zero_then_published_values() {
     stats.session_opened();
     stats.bus_lagged();
     stats.conn_refused();
-    stats.request_latency_us(2_000);
+    stats.request_latency_us(App::Objects, 2_000);
     assert_eq!(board.publish(&mut stats, 0), Publish::Published);
     let text = get(addr, "/metrics").body;
     for line in [
@@ -181,9 +186,9 @@ fn metrics_every_family_at_zero_then_published_values() {
         "overlay_sessions_active{shard=\"1\"} 1",
         "bus_lagged_total{shard=\"1\"} 1",
         "conns_refused_total{shard=\"1\"} 1",
-        "request_latency_seconds_count{shard=\"1\"} 1",
-        "request_latency_seconds_bucket{le=\"0.0025\",shard=\"1\"} 1",
-        "request_latency_seconds_bucket{le=\"0.001\",shard=\"1\"} 0",
+        "request_latency_seconds_count{app=\"objects\",shard=\"1\"} 1",
+        "request_latency_seconds_bucket{le=\"0.0025\",app=\"objects\",shard=\"1\"} 1",
+        "request_latency_seconds_bucket{le=\"0.001\",app=\"objects\",shard=\"1\"} 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -110,11 +110,15 @@ impl FrameKind {
 /// A shard's named bounded queues: the `queue` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Queue {
-    /// Requests accepted and waiting for the shard's handlers.
+    /// Work waiting in the shard's disk store: reads waiting for an I/O place and uploads begun
+    /// and not yet committed (the store's `MAX_QUEUED_READS` and `MAX_QUEUED_COMMITS` bound
+    /// them; refused 503 `busy` past them).
     Work,
-    /// Messages waiting in the shard's outgoing mesh channels to other shards.
+    /// Messages that must not be lost waiting for room on the shard's mesh channels to other
+    /// shards (the engine's `MESH_WAITING` bounds them; refused past it).
     Mesh,
-    /// Frames waiting for a session's writer.
+    /// Frames waiting in the shard's session outboxes for their writers (the engine's
+    /// `OUTBOX_FRAMES` bounds each; refused past it).
     Send,
 }
 
@@ -130,15 +134,51 @@ impl Queue {
     }
 }
 
+/// The application a request was for: the `app` label of `request_latency_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum App {
+    /// App 0: HELLO, PING.
+    Control,
+    /// App 1: GET, HEAD, PUT.
+    Objects,
+    /// App 2: subscriptions, repair requests, publishes that ask an acknowledgement.
+    Gossip,
+}
+
+impl App {
+    pub const ALL: [App; 3] = [App::Control, App::Objects, App::Gossip];
+
+    pub const fn label(self) -> &'static str {
+        match self {
+            App::Control => "control",
+            App::Objects => "objects",
+            App::Gossip => "gossip",
+        }
+    }
+
+    /// The app of a frame's `app_proto_id`; `None` for one the node does not serve.
+    pub fn of(app_proto_id: u16) -> Option<App> {
+        match app_proto_id {
+            ronode_proto::control::APP_CONTROL => Some(App::Control),
+            ronode_proto::msg::APP_OBJECTS => Some(App::Objects),
+            ronode_proto::msg::APP_GOSSIP => Some(App::Gossip),
+            _ => None,
+        }
+    }
+}
+
 /// A shard's object store: `store_objects` and `store_bytes` (gauges),
 /// `store_quarantined_total` (files the store moved to quarantine since start) and
-/// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write).
+/// `store_disk_full_total` (uploads the disk refused: ENOSPC, EDQUOT or a short write) and
+/// `store_reserved_bytes` (a gauge: room promised to uploads in progress, given back by their
+/// commit or abort, so an upload that never ends shows here).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreUsage {
     pub objects: u64,
     pub bytes: u64,
     pub quarantined: u64,
     pub disk_full: u64,
+    pub reserved: u64,
 }
 
 /// How fetch on miss ended: the `result` label of `objects_fetch_total`.
@@ -470,18 +510,19 @@ impl Default for Latency {
 pub struct ShardStats {
     shard: ShardId,
     counters: Counters,
-    latency: Latency,
+    /// By [`App`], in [`App::ALL`] order.
+    latency: [Latency; App::ALL.len()],
     last_published_ms: Option<u64>,
     publishes_skipped: u64,
 }
 
 impl ShardStats {
-    /// Zeroed statistics for `shard` (allocates the latency histogram once).
+    /// Zeroed statistics for `shard` (allocates the latency histograms once).
     pub fn new(shard: ShardId) -> Self {
         ShardStats {
             shard,
             counters: Counters::default(),
-            latency: Latency::new(),
+            latency: std::array::from_fn(|_| Latency::new()),
             last_published_ms: None,
             publishes_skipped: 0,
         }
@@ -495,8 +536,8 @@ impl ShardStats {
         &self.counters
     }
 
-    pub fn latency(&self) -> &Latency {
-        &self.latency
+    pub fn latency(&self, app: App) -> &Latency {
+        &self.latency[app as usize]
     }
 
     /// A frame or session was rejected with `reason`.
@@ -589,9 +630,9 @@ impl ShardStats {
         self.counters.store = usage;
     }
 
-    /// A request was answered `us` microseconds after it arrived.
-    pub fn request_latency_us(&mut self, us: u64) {
-        self.latency.record_us(us);
+    /// A request of `app` was answered `us` microseconds after it was accepted.
+    pub fn request_latency_us(&mut self, app: App, us: u64) {
+        self.latency[app as usize].record_us(us);
     }
 
     /// Whether a publish is due at `now_ms` (never published, or [`PUBLISH_INTERVAL_MS`]
@@ -620,7 +661,8 @@ pub struct Snapshot {
     /// The shard's time at the publish (`None`: never published).
     pub published_ms: Option<u64>,
     pub counters: Counters,
-    pub latency: Latency,
+    /// By [`App`], in [`App::ALL`] order.
+    pub latency: [Latency; App::ALL.len()],
 }
 
 impl Snapshot {
@@ -630,7 +672,7 @@ impl Snapshot {
             shard,
             published_ms: None,
             counters: Counters::default(),
-            latency: Latency::new(),
+            latency: std::array::from_fn(|_| Latency::new()),
         }
     }
 
@@ -638,7 +680,9 @@ impl Snapshot {
         debug_assert_eq!(self.shard, stats.shard);
         self.published_ms = Some(now_ms);
         self.counters = stats.counters;
-        self.latency.copy_from(&stats.latency);
+        for (mine, theirs) in self.latency.iter_mut().zip(&stats.latency) {
+            mine.copy_from(theirs);
+        }
     }
 }
 
@@ -724,11 +768,13 @@ impl StatsBoard {
             .collect()
     }
 
-    /// The latency of every shard merged into one histogram.
+    /// The latency of every shard and app merged into one histogram.
     pub fn merged_latency(&self) -> Latency {
         let mut all = Latency::new();
         for s in 0..self.shard_count() {
-            all.merge(&self.lock(ShardId(s)).latency);
+            for latency in &self.lock(ShardId(s)).latency {
+                all.merge(latency);
+            }
         }
         all
     }
@@ -762,6 +808,11 @@ mod tests {
         for (i, q) in Queue::ALL.into_iter().enumerate() {
             assert_eq!(q as usize, i);
         }
+        for (i, a) in App::ALL.into_iter().enumerate() {
+            assert_eq!(a as usize, i);
+            assert_eq!(App::of([0, 1, 2][i]), Some(a));
+        }
+        assert_eq!(App::of(3), None);
     }
 
     #[test]
@@ -782,12 +833,13 @@ mod tests {
         s.set_queue_depth(Queue::Send, 9);
         s.queue_dropped(Queue::Work);
         s.conn_refused();
-        s.request_latency_us(250);
+        s.request_latency_us(App::Objects, 250);
         let usage = StoreUsage {
             objects: 2,
             bytes: 300,
             quarantined: 1,
             disk_full: 0,
+            reserved: 4,
         };
         s.set_store(usage);
 
@@ -810,8 +862,9 @@ mod tests {
         assert_eq!(c.queue_dropped(Queue::Work), 1);
         assert_eq!(c.conns_refused(), 1);
         assert_eq!(c.store(), usage);
-        assert_eq!(s.latency().count(), 1);
-        assert_eq!(s.latency().sum_us(), 250);
+        assert_eq!(s.latency(App::Objects).count(), 1);
+        assert_eq!(s.latency(App::Objects).sum_us(), 250);
+        assert_eq!(s.latency(App::Gossip).count(), 0);
         s.set_sessions_active(5);
         assert_eq!(s.counters().overlay_sessions_active(), 5);
         s.session_buffers(0, 4096);
@@ -831,7 +884,7 @@ mod tests {
             assert_eq!(snap.shard, ShardId(i as u16));
             assert_eq!(snap.published_ms, None);
             assert_eq!(snap.counters, Counters::default());
-            assert_eq!(snap.latency.count(), 0);
+            assert!(snap.latency.iter().all(|l| l.count() == 0));
         }
     }
 
@@ -841,7 +894,7 @@ mod tests {
         let mut s = ShardStats::new(ShardId(1));
         assert!(s.publish_due(0));
         s.rejected(Reason::Quota);
-        s.request_latency_us(1_000);
+        s.request_latency_us(App::Control, 1_000);
         assert_eq!(board.publish(&mut s, 10), Publish::Published);
         assert_eq!(s.last_published_ms(), Some(10));
         assert!(!s.publish_due(10 + PUBLISH_INTERVAL_MS - 1));
@@ -851,7 +904,7 @@ mod tests {
         assert_eq!(snaps[0].published_ms, None);
         assert_eq!(snaps[1].published_ms, Some(10));
         assert_eq!(snaps[1].counters.rejected(Reason::Quota), 1);
-        assert_eq!(snaps[1].latency.count(), 1);
+        assert_eq!(snaps[1].latency[App::Control as usize].count(), 1);
 
         // The admin holds the slot: the shard skips, stays due, and loses nothing.
         s.rejected(Reason::Quota);
@@ -937,9 +990,9 @@ mod tests {
         let board = StatsBoard::new(2);
         let mut s0 = ShardStats::new(ShardId(0));
         let mut s1 = ShardStats::new(ShardId(1));
-        s0.request_latency_us(10);
-        s1.request_latency_us(20);
-        s1.request_latency_us(30);
+        s0.request_latency_us(App::Objects, 10);
+        s1.request_latency_us(App::Gossip, 20);
+        s1.request_latency_us(App::Objects, 30);
         assert_eq!(board.publish(&mut s0, 0), Publish::Published);
         assert_eq!(board.publish(&mut s1, 0), Publish::Published);
         let merged = board.merged_latency();

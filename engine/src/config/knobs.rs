@@ -22,6 +22,7 @@ pub enum Unit {
     Bytes,
     Millis,
     Micros,
+    Secs,
 }
 
 /// The type of a knob's value and, for numbers, its safe range.
@@ -325,6 +326,14 @@ pub const KNOBS: &[Knob] = &[
         kind: Kind::Bool,
         default: DefaultValue::Bool(true),
         doc: "Keep objects fetched from peers in the local store.",
+        bound: "",
+    },
+    Knob {
+        key: "objects.put_timeout_s",
+        kind: int(1, 86_400, Unit::Secs),
+        default: DefaultValue::Int(ronode_shards::objects::DEFAULT_PUT_TIMEOUT_S),
+        doc: "How long an upload has from its START frame to its last body frame before it is \
+              answered 408 `slow_client` and its reservation given back.",
         bound: "",
     },
     Knob {

@@ -127,6 +127,7 @@ fn number(n: u64, unit: Unit) -> String {
         Unit::Bytes => scaled(&[(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")]),
         Unit::Millis => scaled(&[(60_000, "min"), (1_000, "s")]),
         Unit::Micros => scaled(&[(1_000_000, "s"), (1_000, "ms")]),
+        Unit::Secs => scaled(&[(86_400, "d"), (3_600, "h"), (60, "min")]),
     };
     format!("`{n}`{human}")
 }

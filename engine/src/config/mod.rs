@@ -209,6 +209,7 @@ pub struct ObjectsConfig {
     pub fetch_peers: u32,
     pub fetch_timeout_ms: u64,
     pub cache_fetched: bool,
+    pub put_timeout_s: u64,
 }
 
 /// `[store]`: where objects live.

@@ -86,8 +86,9 @@ pub struct GossipSeed {
 }
 
 /// Most frames a subscriber's outbox holds before its deliveries are dropped (counted): a
-/// subscriber that does not read must not grow the node's memory.
-const MAX_OUTBOX_FRAMES: usize = 4_096;
+/// subscriber that does not read must not grow the node's memory. The same bound holds for the
+/// EVENTs relayed to a peer over the session it dialled to this node.
+pub(super) const MAX_OUTBOX_FRAMES: usize = 4_096;
 
 /// See the module docs.
 pub struct Gossip {
@@ -244,6 +245,17 @@ impl Gossip {
         }
     }
 
+    /// An EVENT a peer sent on a link this shard dialled: handled as if it came on a session
+    /// the peer dialled (to the topic's owner). A malformed one goes to this shard's plane,
+    /// which counts it.
+    pub fn handle_peer_event(&self, peer: NodeId, payload: Bytes) {
+        let to = match GossipEvent::decode(&payload) {
+            Ok(ev) => self.owner(&ev.topic),
+            Err(_) => self.shard,
+        };
+        self.send(to, GossipMsg::Event { peer, payload });
+    }
+
     /// The session ended: its subscriptions go on every shard.
     pub fn session_closed(&self, me: Subscriber) {
         for to in 0..self.shard_count {
@@ -340,7 +352,7 @@ impl Gossip {
     /// Each tick: the plane's peers follow the node's peers that are up, and the repair timer.
     pub fn tick(&self) {
         let now = unix_ms();
-        let up: BTreeSet<NodeId> = self.peers.up().into_iter().collect();
+        let up: BTreeSet<NodeId> = self.peers.gossip_peers();
         {
             let mut plane = self.plane.borrow_mut();
             let gone: Vec<NodeId> = plane.peers().filter(|p| !up.contains(p)).copied().collect();

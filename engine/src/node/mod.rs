@@ -310,6 +310,7 @@ fn objects_config(cfg: &NodeConfig) -> ronode_shards::objects::ObjectsConfig {
         chunk_bytes: cfg.session.chunk_bytes as usize,
         // The shard's work queue: GETs and HEADs in progress past it are answered 503 `busy`.
         max_reads: cfg.queues.work as usize,
+        put_timeout_s: cfg.objects.put_timeout_s,
         ..Default::default()
     }
 }

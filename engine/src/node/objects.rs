@@ -42,6 +42,7 @@ impl Store {
                     bytes: ram.used_bytes(),
                     quarantined: 0,
                     disk_full: 0,
+                    reserved: ram.reserved_bytes(),
                 }
             }
             Store::Disk(disk) => disk.usage(),
@@ -122,7 +123,7 @@ pub struct Objects {
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<MeshMsg>>>>>,
     /// Messages that must reach a shard whose channel is still connecting (the first moments
     /// after start), by shard; sent once it is connected.
-    parked: RefCell<Vec<Vec<MeshMsg>>>,
+    parked: RefCell<Vec<Vec<(MeshMsg, mesh::Place)>>>,
     /// The shard's peers, which fetch tries go through (attached once they exist).
     peers: RefCell<Option<Rc<Peers>>>,
 }
@@ -148,8 +149,9 @@ impl Objects {
         let parked = std::mem::take(&mut self.parked.borrow_mut()[to.0 as usize]);
         if !parked.is_empty() {
             glommio::spawn_local(async move {
-                for msg in parked {
+                for (msg, place) in parked {
                     let _ = sender.send(msg).await;
+                    drop(place);
                 }
             })
             .detach();
@@ -241,6 +243,25 @@ impl Objects {
         self.run_outputs();
     }
 
+    /// Frames queued for this shard's sessions now: `queue_depth{queue="send"}`.
+    pub fn outbox_frames(&self) -> usize {
+        self.core.borrow().queued_frames()
+    }
+
+    /// Frames refused at a full session queue since start: `queue_dropped_total{queue="send"}`.
+    pub fn outbox_refused(&self) -> u64 {
+        self.core.borrow().counters().outbox_refused
+    }
+
+    /// The store's work queues: (depth, refused since start); a RAM store completes every
+    /// operation on the spot and queues none.
+    pub fn store_work(&self) -> (u64, u64) {
+        match &self.store {
+            Store::Ram(_) => (0, 0),
+            Store::Disk(disk) => disk.work(),
+        }
+    }
+
     /// Times a mesh channel was found full (or not yet connected), for `bus_lagged_total`.
     pub fn lagged(&self) -> u64 {
         self.core.borrow().counters().mesh_full
@@ -319,9 +340,15 @@ impl Objects {
         };
         match sender {
             Some(sender) => {
-                mesh::send_or_wait(&sender, msg);
+                if let mesh::Sent::Refused(msg) = mesh::send_or_wait(&sender, msg) {
+                    self.core.borrow_mut().handle_mesh_refused(msg);
+                }
             }
-            None => self.parked.borrow_mut()[to.0 as usize].push(msg),
+            // Still connecting: it waits here, holding one of the shard's waiting places.
+            None => match mesh::Place::take() {
+                Some(place) => self.parked.borrow_mut()[to.0 as usize].push((msg, place)),
+                None => self.core.borrow_mut().handle_mesh_refused(msg),
+            },
         }
     }
 

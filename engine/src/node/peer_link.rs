@@ -3,7 +3,9 @@
 //! the GETs the fetcher queues for this peer ([`Link::push`]), pipelined up to the protocol's
 //! in-flight bound, each answer handed to `on_answer` when its last frame arrived; and the
 //! gossip frames the plane has for this peer ([`Link::push_gossip`]): EVENTs, and IHAVE / IWANT
-//! REQs whose `{"ok": true}` answers are taken and ignored.
+//! REQs whose `{"ok": true}` answers are taken and ignored. Gossip EVENTs the peer sends on this
+//! session go to `on_event`, as if they came on a session the peer dialled (gossip runs both
+//! ways whoever dialled); an EVENT asking ACK_REQ is acknowledged.
 
 use super::tls_conn::TlsConn;
 use bytes::{Bytes, BytesMut};
@@ -147,6 +149,7 @@ pub async fn run(
     link: &Link,
     cfg: &LinkCfg,
     on_answer: &dyn Fn(LinkGet, Answer),
+    on_event: &dyn Fn(Bytes),
 ) -> LinkEnd {
     let mut state = LinkState {
         inbound: Inbound::new(Role::Dialer, cfg.max_frame, SERVED_APPS),
@@ -159,7 +162,7 @@ pub async fn run(
         control: None,
         hello_done: false,
     };
-    let end = state.drive(&mut tls, link, cfg, on_answer).await;
+    let end = state.drive(&mut tls, link, cfg, on_answer, on_event).await;
     link.closed.set(true);
     for (_, p) in std::mem::take(&mut state.pending) {
         on_answer(p.get, Answer::Failed);
@@ -193,6 +196,7 @@ impl LinkState {
         link: &Link,
         cfg: &LinkCfg,
         on_answer: &dyn Fn(LinkGet, Answer),
+        on_event: &dyn Fn(Bytes),
     ) -> LinkEnd {
         let hello = Control::Hello(Hello {
             ua: Some(format!("ronode/{} peer", env!("CARGO_PKG_VERSION"))),
@@ -201,7 +205,7 @@ impl LinkState {
         self.control_request(&hello);
         let mut last_ping = Instant::now();
         loop {
-            if let Err(e) = self.take_answers(cfg, on_answer) {
+            if let Err(e) = self.take_answers(cfg, on_answer, on_event) {
                 return LinkEnd::Failed(e);
             }
             if link.draining.get() {
@@ -334,12 +338,13 @@ impl LinkState {
         debug_assert!(encoded.is_ok(), "encoding our own frame failed");
     }
 
-    /// Takes every whole frame buffered: answers to our requests (EVENTs are not served on a
-    /// dialled link yet and are dropped).
+    /// Takes every whole frame buffered: answers to our requests, and the peer's gossip EVENTs
+    /// (other EVENTs are dropped; the peer's requests are not served on a dialled link).
     fn take_answers(
         &mut self,
         cfg: &LinkCfg,
         on_answer: &dyn Fn(LinkGet, Answer),
+        on_event: &dyn Fn(Bytes),
     ) -> Result<(), String> {
         while let Some(rx) = self
             .inbound
@@ -347,6 +352,13 @@ impl LinkState {
             .map_err(|r| format!("{}: {}", r.reason, r.detail))?
         {
             let h = rx.frame.header;
+            if h.kind() == Some(Kind::Event) && h.app_proto_id == APP_GOSSIP {
+                on_event(Bytes::copy_from_slice(&rx.frame.payload));
+                if h.flags.contains(Flags::ACK_REQ) {
+                    self.send(&OutFrame::response(APP_GOSSIP, h.corr_id, 200, &[]));
+                }
+                continue;
+            }
             if h.kind() != Some(Kind::Resp) {
                 continue;
             }

@@ -5,14 +5,23 @@
 //! Shards tell each other over the peer mesh ([`PeerMsg`]): the peers each shard has up (a
 //! versioned snapshot, so a late message can never undo a newer one), GETs for a peer another
 //! shard owns, and the answers going back to the shard whose fetcher asked.
+//!
+//! Gossip runs both ways over a peer session whoever dialled it: a session accepted from a node
+//! that proved its NodeId (its certificate) is that peer's way in for gossip when this node has
+//! no link to it ([`Peers::session_opened`]). Such peers count for gossip, not for fetch on miss
+//! (a GET needs a link this node dialled), and they get eager pushes only: the repair requests
+//! (IHAVE, IWANT) go over dialled links, where their answers are taken.
 
 use super::dial::{self, OwnCert};
 use super::peer_link::{self, Link, LinkCfg, LinkGet};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use ronode_client::tls::PqMode;
 use ronode_proto::id::NodeId;
-use ronode_shards::gossip::PeerFrame;
+use ronode_proto::msg::APP_GOSSIP;
+use ronode_proto::Flags;
+use ronode_shards::gossip::{PeerFrame, PeerMsg as GossipMsg};
 use ronode_shards::objects::fetch::{Answer, Try};
+use ronode_shards::objects::{SessionId, Transmit};
 use ronode_shards::peers::{Backoff, DialFailure, PeerSet, PeerSpec, PeerState};
 use ronode_shards::{shard_of, ShardId};
 use std::cell::{Cell, RefCell};
@@ -23,11 +32,13 @@ use std::time::{Duration, Instant};
 /// What crosses the peer mesh.
 #[derive(Debug)]
 pub enum PeerMsg {
-    /// The peers shard `from` has up now (its `version`-th snapshot).
+    /// The peers shard `from` has up now (its `version`-th snapshot): dialled links, and
+    /// sessions accepted from peers (gossip only).
     Up {
         from: ShardId,
         version: u64,
         peers: Vec<NodeId>,
+        accepted: Vec<NodeId>,
     },
     /// A GET for a peer the receiving shard owns.
     Get { peer: NodeId, get: LinkGet },
@@ -51,6 +62,20 @@ pub struct PeersCfg {
 
 /// Where fetch answers for this shard go (its objects runtime's fetcher).
 pub type AnswerSink = Box<dyn Fn(u64, Answer)>;
+/// Where gossip EVENTs that peers send on links this shard dialled go (the gossip runtime).
+pub type EventSink = Box<dyn Fn(NodeId, bytes::Bytes)>;
+/// Queues a frame on a session of this shard (its outbox); false when refused (full, gone).
+pub type SessionSink = Box<dyn Fn(Transmit) -> bool>;
+
+/// Snapshots of the up peers, by the shard that has them up.
+#[derive(Debug, Default, Clone)]
+struct UpSlot {
+    version: u64,
+    /// Peers the shard has a dialled link to.
+    dialled: BTreeSet<NodeId>,
+    /// Peers with a session accepted on the shard (gossip only).
+    accepted: BTreeSet<NodeId>,
+}
 
 /// See the module docs.
 pub struct Peers {
@@ -61,7 +86,12 @@ pub struct Peers {
     set: RefCell<PeerSet>,
     links: RefCell<BTreeMap<NodeId, Rc<Link>>>,
     /// Up peers by the shard that owns them (this one's included), and the snapshot version.
-    up: RefCell<Vec<(u64, BTreeSet<NodeId>)>>,
+    up: RefCell<Vec<UpSlot>>,
+    /// Sessions accepted on this shard from peers that proved their NodeId, the latest by peer
+    /// (bounded by the shard's sessions).
+    accepted: RefCell<BTreeMap<NodeId, SessionId>>,
+    events: RefCell<Option<EventSink>>,
+    sessions: RefCell<Option<SessionSink>>,
     version: Cell<u64>,
     mesh: RefCell<Vec<Option<Rc<ConnectedSender<PeerMsg>>>>>,
     sink: RefCell<Option<AnswerSink>>,
@@ -80,7 +110,10 @@ impl Peers {
             cfg,
             epoch: Instant::now(),
             links: RefCell::new(BTreeMap::new()),
-            up: RefCell::new((0..shard_count).map(|_| (0, BTreeSet::new())).collect()),
+            up: RefCell::new(vec![UpSlot::default(); shard_count as usize]),
+            accepted: RefCell::new(BTreeMap::new()),
+            events: RefCell::new(None),
+            sessions: RefCell::new(None),
             version: Cell::new(0),
             mesh: RefCell::new((0..shard_count).map(|_| None).collect()),
             sink: RefCell::new(None),
@@ -93,22 +126,55 @@ impl Peers {
         *self.sink.borrow_mut() = Some(sink);
     }
 
+    /// Where EVENTs from peers on dialled links go, and how frames reach this shard's sessions.
+    pub fn set_gossip_sinks(&self, events: EventSink, sessions: SessionSink) {
+        *self.events.borrow_mut() = Some(events);
+        *self.sessions.borrow_mut() = Some(sessions);
+    }
+
     pub fn connect_mesh(&self, to: ShardId, tx: ConnectedSender<PeerMsg>) {
         self.mesh.borrow_mut()[to.0 as usize] = Some(Rc::new(tx));
         // The newcomer learns what is up here now.
         self.announce();
     }
 
-    /// The peers up across the node, in NodeId order.
+    /// The peers up across the node over links it dialled, in NodeId order (fetch on miss).
     pub fn up(&self) -> Vec<NodeId> {
         let up = self.up.borrow();
-        let all: BTreeSet<NodeId> = up.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+        let all: BTreeSet<NodeId> = up.iter().flat_map(|s| s.dialled.iter().copied()).collect();
         all.into_iter().collect()
     }
 
-    /// Whether `id` is a peer of this node: one this shard dials, or one up anywhere.
-    pub fn knows(&self, id: &NodeId) -> bool {
-        self.set.borrow().state(id).is_some() || self.up().contains(id)
+    /// The peers gossip runs with: up over a dialled link or an accepted session, anywhere.
+    pub fn gossip_peers(&self) -> BTreeSet<NodeId> {
+        let up = self.up.borrow();
+        up.iter()
+            .flat_map(|s| s.dialled.iter().chain(&s.accepted).copied())
+            .collect()
+    }
+
+    /// A session from `peer` (a proven NodeId) began on this shard: gossip for the peer goes
+    /// on it while this node has no link to it.
+    pub fn session_opened(&self, peer: NodeId, session: SessionId) {
+        self.accepted.borrow_mut().insert(peer, session);
+        self.announce();
+    }
+
+    /// The session from `peer` ended (a newer one from it may have taken its place).
+    pub fn session_closed(&self, peer: NodeId, session: SessionId) {
+        let mut accepted = self.accepted.borrow_mut();
+        if accepted.get(&peer) == Some(&session) {
+            accepted.remove(&peer);
+            drop(accepted);
+            self.announce();
+        }
+    }
+
+    /// An EVENT a peer sent on a link this shard dialled: to gossip, as over its session.
+    fn peer_event(&self, peer: NodeId, payload: bytes::Bytes) {
+        if let Some(sink) = self.events.borrow().as_ref() {
+            sink(peer, payload);
+        }
     }
 
     /// Peers this shard dials, by state (`overlay_peers{state}`).
@@ -155,9 +221,36 @@ impl Peers {
         self.gossip_dropped.get()
     }
 
+    /// Queues a gossip frame on the peer's dialled link or, lacking one, as an EVENT on the
+    /// session it dialled to this node (the repair requests are not sent there: see the module
+    /// docs). A frame that cannot go is dropped and counted.
     fn queue_gossip(&self, frame: PeerFrame) {
         let link = self.links.borrow().get(&frame.peer).cloned();
-        if !link.is_some_and(|link| link.push_gossip(frame.msg)) {
+        let queued = match link {
+            Some(link) => link.push_gossip(frame.msg),
+            None => match frame.msg {
+                GossipMsg::Event { payload, .. } => {
+                    let session = self.accepted.borrow().get(&frame.peer).copied();
+                    let sink = self.sessions.borrow();
+                    match (session, sink.as_ref()) {
+                        (Some(session), Some(sink)) => sink(Transmit {
+                            session,
+                            app_proto_id: APP_GOSSIP,
+                            flags: Flags::EVENT,
+                            code: 0,
+                            tenant_id: 0,
+                            corr_id: 0,
+                            payload,
+                        }),
+                        _ => false,
+                    }
+                }
+                GossipMsg::IHave(_) | GossipMsg::IWant(_) => {
+                    self.accepted.borrow().contains_key(&frame.peer)
+                }
+            },
+        };
+        if !queued {
             self.gossip_dropped.set(self.gossip_dropped.get() + 1);
         }
     }
@@ -169,11 +262,16 @@ impl Peers {
                 from,
                 version,
                 peers,
+                accepted,
             } => {
                 let mut up = self.up.borrow_mut();
                 let slot = &mut up[from.0 as usize];
-                if version > slot.0 {
-                    *slot = (version, peers.into_iter().collect());
+                if version > slot.version {
+                    *slot = UpSlot {
+                        version,
+                        dialled: peers.into_iter().collect(),
+                        accepted: accepted.into_iter().collect(),
+                    };
                 }
             }
             PeerMsg::Get { peer, get } => self.queue_get(peer, get),
@@ -220,7 +318,9 @@ impl Peers {
             // try past its deadline for the fetcher, and a snapshot is sent again on connect.
             return;
         };
-        super::mesh::send_or_wait(&tx, msg);
+        // Refused past the shard's bound on waiting messages (counted there): a lost answer is a
+        // try past its deadline, a lost snapshot is made good by the next.
+        let _ = super::mesh::send_or_wait(&tx, msg);
     }
 
     /// Tells every shard (this one included) which peers are up here.
@@ -228,13 +328,19 @@ impl Peers {
         let version = self.version.get() + 1;
         self.version.set(version);
         let peers: Vec<NodeId> = self.links.borrow().keys().copied().collect();
-        self.up.borrow_mut()[self.shard.0 as usize] = (version, peers.iter().copied().collect());
+        let accepted: Vec<NodeId> = self.accepted.borrow().keys().copied().collect();
+        self.up.borrow_mut()[self.shard.0 as usize] = UpSlot {
+            version,
+            dialled: peers.iter().copied().collect(),
+            accepted: accepted.iter().copied().collect(),
+        };
         for to in 0..self.shard_count {
             if to != self.shard.0 {
                 let msg = PeerMsg::Up {
                     from: self.shard,
                     version,
                     peers: peers.clone(),
+                    accepted: accepted.clone(),
                 };
                 self.send(ShardId(to), msg);
             }
@@ -293,7 +399,8 @@ async fn keep(peers: Rc<Peers>, spec: PeerSpec) {
     peers.links.borrow_mut().insert(spec.id, link.clone());
     peers.announce();
     let on_answer = |get: LinkGet, answer: Answer| peers.answer(get, answer);
-    let end = peer_link::run(tls, &link, &cfg.link, &on_answer).await;
+    let on_event = |payload: bytes::Bytes| peers.peer_event(spec.id, payload);
+    let end = peer_link::run(tls, &link, &cfg.link, &on_answer, &on_event).await;
     peers.links.borrow_mut().remove(&spec.id);
     peers.announce();
     let now = peers.now_ms();

@@ -124,6 +124,22 @@ pub async fn run(seed: ShardSeed) {
             return;
         }
     };
+    {
+        // Peers reach the gossip runtime and the sessions through weak handles: each of them
+        // holds `peers` already.
+        let (g, o) = (Rc::downgrade(&gossip), Rc::downgrade(&objects));
+        peers.set_gossip_sinks(
+            Box::new(move |peer, payload| {
+                if let Some(g) = g.upgrade() {
+                    g.handle_peer_event(peer, payload);
+                }
+            }),
+            Box::new(move |t| {
+                o.upgrade()
+                    .is_some_and(|o| o.offer(t, gossip::MAX_OUTBOX_FRAMES))
+            }),
+        );
+    }
     for rx in seed.gossip_in {
         let gossip = gossip.clone();
         glommio::spawn_local(async move { gossip::serve_mesh(gossip, rx.connect().await).await })

@@ -85,9 +85,13 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     // glommio arms this timer only when a write would block: no timer per write.
     tls.set_write_timeout(shard.cfg.write_timeout);
     let (id, wake) = shard.objects.open_session(shard.cfg.send_window_frames);
-    // A peer session: the certificate names a peer this node knows (configured, or up). Its
-    // EVENTs are relays; a client's (identity or not) are publishes.
-    let peer = tls.peer_node_id().filter(|p| shard.peers.knows(p));
+    // A peer session: the session presented a node certificate (PROTOCOL.md 7.1), so it is a
+    // peer whether or not this node lists it. Its EVENTs are relays, and gossip for it goes out
+    // on this session while this node has no link to it; a client's EVENTs are publishes.
+    let peer = tls.peer_node_id();
+    if let Some(peer) = peer {
+        shard.peers.session_opened(peer, id);
+    }
     let core = SessionCore::new(
         &shard.cfg.session,
         ronode_shards::session::SERVED_APPS,
@@ -104,6 +108,9 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
     };
     let end = session.run(shard).await;
     session.release_buffers(shard);
+    if let Some(peer) = peer {
+        shard.peers.session_closed(peer, id);
+    }
     shard.objects.close_session(id);
     shard.gossip.session_closed((shard.id, id));
     shard.stats_mut(|s| s.session_closed());

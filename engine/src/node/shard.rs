@@ -10,7 +10,7 @@ use super::tls_conn::TlsConn;
 use glommio::channels::shared_channel::ConnectedSender;
 use ronode_shards::peers::{DialFailure, PeerState};
 use ronode_shards::session::{Now, SessionCfg};
-use ronode_shards::stats::{PeerUsage, ShardStats, StatsBoard};
+use ronode_shards::stats::{PeerUsage, Queue, ShardStats, StatsBoard};
 use ronode_shards::ShardId;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -60,6 +60,9 @@ pub struct Shard {
 
 #[derive(Default)]
 pub(super) struct Reported {
+    mesh_refused: u64,
+    outbox_refused: u64,
+    work_refused: u64,
     lagged: u64,
     gossip_lagged: u64,
     refusals: Vec<u64>,
@@ -162,6 +165,27 @@ impl Shard {
                 stats.bus_lagged();
             }
             rep.gossip_lagged = gossip_lagged;
+            // The bounded queues of this shard: messages waiting for a mesh channel, frames
+            // waiting in session queues, the disk store's reads and commits, and what each
+            // refused.
+            stats.set_queue_depth(Queue::Mesh, super::mesh::waiting() as u64);
+            stats.set_queue_depth(Queue::Send, self.objects.outbox_frames() as u64);
+            let mesh_refused = super::mesh::refused();
+            for _ in rep.mesh_refused..mesh_refused {
+                stats.queue_dropped(Queue::Mesh);
+            }
+            rep.mesh_refused = mesh_refused;
+            let outbox_refused = self.objects.outbox_refused();
+            for _ in rep.outbox_refused..outbox_refused {
+                stats.queue_dropped(Queue::Send);
+            }
+            rep.outbox_refused = outbox_refused;
+            let (work, work_refused) = self.objects.store_work();
+            stats.set_queue_depth(Queue::Work, work);
+            for _ in rep.work_refused..work_refused {
+                stats.queue_dropped(Queue::Work);
+            }
+            rep.work_refused = work_refused;
             stats.set_gossip(self.gossip.counts());
             stats.set_store(self.objects.store_usage());
             stats.set_peers(self.peer_usage());

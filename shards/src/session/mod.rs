@@ -34,7 +34,7 @@ use crate::gossip::Reply;
 use crate::limiter::TokenBucket;
 use crate::objects::{SessionId, Transmit};
 use crate::refusals::RefusalWindow;
-use crate::stats::{Dir, ShardStats};
+use crate::stats::{App, Dir, ShardStats};
 use bytes::BytesMut;
 use ronode_proto::id::NodeId;
 use ronode_proto::inbound::{Inbound, Received, Reject, ServedApps};
@@ -163,7 +163,7 @@ pub struct SessionCore {
     last_frame_ms: u64,
     /// Requests accepted and not yet answered whole, with when (µs) they were accepted: at
     /// most `inflight` + 1 (admission refuses past it).
-    accepted_at: Vec<(u64, u64)>,
+    accepted_at: Vec<(u64, App, u64)>,
 }
 
 impl SessionCore {
@@ -232,7 +232,9 @@ impl SessionCore {
                 match self.admit(&h, now_ms, cfg, host) {
                     Admit::Accept => {
                         self.last_accepted = self.last_accepted.max(h.corr_id);
-                        self.accepted_at.push((h.corr_id, now.mono_us));
+                        if let Some(app) = App::of(h.app_proto_id) {
+                            self.accepted_at.push((h.corr_id, app, now.mono_us));
+                        }
                     }
                     Admit::Refused { counts } => {
                         if counts && self.refusals.refuse(now_ms) {
@@ -280,9 +282,9 @@ impl SessionCore {
     /// in `request_latency_seconds`, from their acceptance to this write.
     pub fn written<H: SessionHost>(&mut self, now: Now, host: &H) {
         for corr_id in self.out.take_answered() {
-            if let Some(i) = self.accepted_at.iter().position(|(c, _)| *c == corr_id) {
-                let (_, at) = self.accepted_at.swap_remove(i);
-                host.stats(|s| s.request_latency_us(now.mono_us.saturating_sub(at)));
+            if let Some(i) = self.accepted_at.iter().position(|(c, ..)| *c == corr_id) {
+                let (_, app, at) = self.accepted_at.swap_remove(i);
+                host.stats(|s| s.request_latency_us(app, now.mono_us.saturating_sub(at)));
             }
         }
         self.out.clear();

@@ -423,7 +423,7 @@ fn the_same_inputs_give_the_same_bytes() {
 #[test]
 fn a_request_s_latency_runs_from_its_acceptance_to_the_write_of_its_answer() {
     let mut w = Wire::greeted(cfg());
-    let before = w.host.stats.borrow().latency().count();
+    let before = w.host.stats.borrow().latency(App::Objects).count();
     w.now_ms = 1_000;
     w.get(2);
     assert_eq!(w.input(), None);
@@ -441,9 +441,9 @@ fn a_request_s_latency_runs_from_its_acceptance_to_the_write_of_its_answer() {
     w.now_ms = 1_500;
     assert_eq!(w.frames().len(), 1, "written at 1,500 ms");
     let stats = w.host.stats.borrow();
-    assert_eq!(stats.latency().count(), before + 1);
+    assert_eq!(stats.latency(App::Objects).count(), before + 1);
     assert_eq!(
-        stats.latency().quantile_us(1.0) / 1000,
+        stats.latency(App::Objects).quantile_us(1.0) / 1000,
         500,
         "500 ms, to the write"
     );

@@ -190,6 +190,21 @@ impl ShardCore {
         }
     }
 
+    /// A message that had to arrive could not even wait for room (the driver's bound on
+    /// waiting messages was reached; counted there): a commit's upload is answered 503 `busy`;
+    /// an abort or a completion cannot be answered, and is only logged by the driver.
+    pub fn handle_mesh_refused(&mut self, msg: MeshMsg) {
+        if let MeshMsg::Op(StoreOp::CommitPut { put, .. }) = msg {
+            let busy = crate::objects::BusyCause::Mesh;
+            let done = StoreDone::CommitPut {
+                put,
+                result: Err(crate::objects::StoreError::Busy(busy)),
+            };
+            self.objects.handle_store_done(done);
+            self.drain();
+        }
+    }
+
     /// A peer's answer to a fetch try.
     pub fn handle_fetch_answer(&mut self, try_id: u64, answer: Answer, now: Now) {
         self.now = now;

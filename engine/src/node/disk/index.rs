@@ -56,7 +56,7 @@ impl Index {
         self.used_bytes
     }
 
-    #[cfg(test)]
+    /// Bytes promised to uploads in progress (`store_reserved_bytes`).
     pub fn reserved_bytes(&self) -> u64 {
         self.reserved_bytes
     }

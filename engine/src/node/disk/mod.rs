@@ -103,6 +103,9 @@ pub struct DiskStore {
     quarantined: Cell<u64>,
     /// Uploads refused because the disk was full.
     disk_full: Cell<u64>,
+    /// Reads refused past [`MAX_QUEUED_READS`] and uploads refused past
+    /// [`queue::MAX_QUEUED_COMMITS`] (503 `busy`).
+    work_refused: Cell<u64>,
     /// Verified objects held in memory (see the module docs).
     cache: RefCell<RamStore>,
     /// The outboards of the verified objects, bounded by [`OUTBOARD_CACHE_BYTES`].
@@ -168,6 +171,7 @@ impl DiskStore {
             queued_reads: Rc::new(Cell::new(0)),
             quarantined: Cell::new(quarantined),
             disk_full: Cell::new(0),
+            work_refused: Cell::new(0),
             cache: RefCell::new(RamStore::new(cache_bytes)),
             outboards: RefCell::new(Outboards::new(OUTBOARD_CACHE_BYTES)),
         })
@@ -180,7 +184,16 @@ impl DiskStore {
             bytes: index.used_bytes(),
             quarantined: self.quarantined.get(),
             disk_full: self.disk_full.get(),
+            reserved: index.reserved_bytes(),
         }
+    }
+
+    /// The store's bounded work queues, for `queue_depth{queue="work"}` and
+    /// `queue_dropped_total{queue="work"}`: reads waiting for an I/O place plus uploads begun
+    /// and not yet committed or aborted, and how many of either were refused since start.
+    pub fn work(&self) -> (u64, u64) {
+        let depth = self.queued_reads.get() + self.index.borrow().uploads();
+        (depth as u64, self.work_refused.get())
     }
 
     /// Takes an operation: completes it from the index, or returns the I/O to run.
@@ -204,10 +217,11 @@ impl DiskStore {
             },
             StoreOp::BeginPut { put, addr, size } => {
                 let verified = self.outboards.borrow().contains(&addr);
-                done(StoreDone::BeginPut {
-                    put,
-                    result: queue::begin_put(&mut index, put, &addr, size, verified),
-                })
+                let result = queue::begin_put(&mut index, put, &addr, size, verified);
+                if matches!(result, Err(StoreError::Busy(_))) {
+                    self.work_refused.set(self.work_refused.get() + 1);
+                }
+                done(StoreDone::BeginPut { put, result })
             }
             StoreOp::AbortPut { put, .. } => {
                 index.release(put);
@@ -302,6 +316,7 @@ impl DiskStore {
         Fut: Future<Output = StoreDone> + 'static,
     {
         if self.queued_reads.get() >= MAX_QUEUED_READS {
+            self.work_refused.set(self.work_refused.get() + 1);
             return Started::Done(Some(busy));
         }
         let queued = Queued::new(&self.queued_reads);
