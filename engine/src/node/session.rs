@@ -105,6 +105,7 @@ pub async fn serve_tls(tls: TlsConn, shard: &Rc<Shard>) -> End {
         core,
         wake,
         buffer_bytes: 0,
+        last_busy_ms: 0,
     };
     let end = session.run(shard).await;
     session.release_buffers(shard);
@@ -151,6 +152,11 @@ struct Session {
     wake: Rc<Wake>,
     /// The buffer bytes this session last counted in the shard's `session_buffer_bytes`.
     buffer_bytes: usize,
+    /// The last turn that read bytes or queued frames: buffers are given back only once a
+    /// whole tick has passed since, not on every wake-up that finds nothing to do (a frame
+    /// queued and taken in the same turn leaves one behind), which would regrow them per
+    /// request under load.
+    last_busy_ms: u64,
 }
 
 impl Session {
@@ -166,6 +172,7 @@ impl Session {
                     break;
                 };
                 self.core.queue_transmit(t, now, shard);
+                self.last_busy_ms = now.mono_ms;
             }
             loop {
                 if let Err(end) = self.flush(shard).await {
@@ -188,11 +195,13 @@ impl Session {
             match self.read().await {
                 // The frames already buffered are taken first, then the end is looked at.
                 Ok(Some(0)) => self.core.handle_eof(),
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => self.last_busy_ms = shard.now_ms(),
                 // Woken with nothing read: by the shard's tick, or with frames to send.
                 Ok(None) => {
                     let queued = shard.objects.has_transmit(self.core.id());
-                    if !queued && self.rbuf.is_empty() && !self.core.has_output() {
+                    let idle_for = shard.now_ms().saturating_sub(self.last_busy_ms);
+                    let idle = idle_for >= shard.cfg.tick.as_millis() as u64;
+                    if idle && !queued && self.rbuf.is_empty() && !self.core.has_output() {
                         self.release_buffers(shard);
                     }
                 }

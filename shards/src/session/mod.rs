@@ -28,7 +28,7 @@
 mod answer;
 mod out;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::gossip::Reply;
 use crate::limiter::TokenBucket;

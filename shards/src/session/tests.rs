@@ -111,15 +111,7 @@ impl Wire {
 
     /// Everything the core queued, as frames; the output is then written.
     fn frames(&mut self) -> Vec<Frame> {
-        let (bytes, shared) = self.core.output();
-        let mut wire = BytesMut::new();
-        let mut from = 0;
-        for (at, payload) in shared {
-            wire.extend_from_slice(&bytes[from..*at]);
-            wire.extend_from_slice(payload);
-            from = *at;
-        }
-        wire.extend_from_slice(&bytes[from..]);
+        let mut wire = output_bytes(&self.core);
         self.core.written(self.now(), &self.host);
         let mut frames = Vec::new();
         while let Some(f) = self.dec.decode(&mut wire).unwrap() {
@@ -156,6 +148,33 @@ impl Wire {
         assert_eq!(w.input(), None);
         assert_eq!(w.frames()[0].header.code, 200);
         w
+    }
+}
+
+/// What `core` has to write, as the bytes on the wire (shared payloads in their places).
+pub(crate) fn output_bytes(core: &SessionCore) -> BytesMut {
+    let (bytes, shared) = core.output();
+    let mut wire = BytesMut::new();
+    let mut from = 0;
+    for (at, payload) in shared {
+        wire.extend_from_slice(&bytes[from..*at]);
+        wire.extend_from_slice(payload);
+        from = *at;
+    }
+    wire.extend_from_slice(&bytes[from..]);
+    wire
+}
+
+/// The objects plane's 404 answer to request `corr_id`, as it would queue it.
+fn not_found(corr_id: u64) -> Transmit {
+    Transmit {
+        session: SessionId(1),
+        app_proto_id: APP_OBJECTS,
+        flags: Flags::RESP,
+        code: 404,
+        tenant_id: 0,
+        corr_id,
+        payload: Bytes::from_static(b"{}"),
     }
 }
 
@@ -277,16 +296,7 @@ fn an_idle_session_gets_goaway_idle_once_nothing_is_owed() {
     assert_eq!(w.input(), None);
     w.now_ms = 60_001;
     assert_eq!(w.after_flush(None), Turn::Read, "a request is still owed");
-    let answer = Transmit {
-        session: SessionId(1),
-        app_proto_id: APP_OBJECTS,
-        flags: Flags::RESP,
-        code: 404,
-        tenant_id: 0,
-        corr_id: 2,
-        payload: Bytes::from_static(b"{}"),
-    };
-    w.core.queue_transmit(answer, w.now(), &w.host);
+    w.core.queue_transmit(not_found(2), w.now(), &w.host);
     assert_eq!(w.frames()[0].header.code, 404);
     assert_eq!(w.after_flush(None), Turn::Read, "a frame was just sent");
     w.now_ms = 120_002;
@@ -315,16 +325,7 @@ fn a_drain_answers_what_was_accepted_and_refuses_what_comes_after() {
     assert_eq!(reason(f), "not_ready");
     assert_eq!(w.after_flush(deadline), Turn::Read, "2 and 3 are owed");
     for corr in [2, 3] {
-        let answer = Transmit {
-            session: SessionId(1),
-            app_proto_id: APP_OBJECTS,
-            flags: Flags::RESP,
-            code: 404,
-            tenant_id: 0,
-            corr_id: corr,
-            payload: Bytes::from_static(b"{}"),
-        };
-        w.core.queue_transmit(answer, w.now(), &w.host);
+        w.core.queue_transmit(not_found(corr), w.now(), &w.host);
     }
     assert_eq!(w.frames().len(), 2);
     assert_eq!(
@@ -428,16 +429,7 @@ fn a_request_s_latency_runs_from_its_acceptance_to_the_write_of_its_answer() {
     w.get(2);
     assert_eq!(w.input(), None);
     w.now_ms = 1_250;
-    let answer = Transmit {
-        session: SessionId(1),
-        app_proto_id: APP_OBJECTS,
-        flags: Flags::RESP,
-        code: 404,
-        tenant_id: 0,
-        corr_id: 2,
-        payload: Bytes::from_static(b"{}"),
-    };
-    w.core.queue_transmit(answer, w.now(), &w.host);
+    w.core.queue_transmit(not_found(2), w.now(), &w.host);
     w.now_ms = 1_500;
     assert_eq!(w.frames().len(), 1, "written at 1,500 ms");
     let stats = w.host.stats.borrow();

@@ -174,15 +174,7 @@ impl Node {
             self.session.queue_transmit(t, self.now, &host);
             self.run();
         }
-        let (bytes, shared) = self.session.output();
-        let mut wire = BytesMut::new();
-        let mut from = 0;
-        for (at, payload) in shared {
-            wire.extend_from_slice(&bytes[from..*at]);
-            wire.extend_from_slice(payload);
-            from = *at;
-        }
-        wire.extend_from_slice(&bytes[from..]);
+        let mut wire = crate::session::tests::output_bytes(&self.session);
         let host = Host(&self.shards[0]);
         self.session.written(self.now, &host);
         std::iter::from_fn(|| self.dec.decode(&mut wire).unwrap()).collect()
@@ -210,10 +202,17 @@ fn body_owned_by_shard_1() -> Vec<u8> {
         .unwrap()
 }
 
-fn put_start(addr: ObjectAddr, size: u64) -> Vec<u8> {
-    let mut payload = Vec::new();
-    ObjectRequest::Put(Put { addr, size }).encode(&mut payload);
-    payload
+impl Node {
+    /// The client sends a PUT's START frame (no body yet).
+    fn start_put(&mut self, corr_id: u64, addr: ObjectAddr, size: u64) {
+        let mut payload = Vec::new();
+        ObjectRequest::Put(Put { addr, size }).encode(&mut payload);
+        let start = OutFrame {
+            flags: Flags::REQ | Flags::START,
+            ..OutFrame::request(APP_OBJECTS, corr_id, &payload)
+        };
+        self.send(&start);
+    }
 }
 
 #[test]
@@ -221,12 +220,7 @@ fn a_put_and_a_get_cross_the_mesh_to_the_owner_shard() {
     let mut node = Node::new(30);
     let body = body_owned_by_shard_1();
     let addr = ObjectAddr::of(&body);
-    let payload = put_start(addr, body.len() as u64);
-    let start = OutFrame {
-        flags: Flags::REQ | Flags::START,
-        ..OutFrame::request(APP_OBJECTS, 2, &payload)
-    };
-    node.send(&start);
+    node.start_put(2, addr, body.len() as u64);
     let end = OutFrame {
         flags: Flags::REQ | Flags::END,
         ..OutFrame::request(APP_OBJECTS, 2, &body)
@@ -256,12 +250,7 @@ fn an_upload_past_put_timeout_is_answered_408_and_its_reservation_released() {
     let mut node = Node::new(2);
     let body = body_owned_by_shard_1();
     let addr = ObjectAddr::of(&body);
-    let payload = put_start(addr, body.len() as u64);
-    let start = OutFrame {
-        flags: Flags::REQ | Flags::START,
-        ..OutFrame::request(APP_OBJECTS, 2, &payload)
-    };
-    node.send(&start);
+    node.start_put(2, addr, body.len() as u64);
     assert_eq!(
         node.shards[1].store.borrow().reserved_bytes(),
         body.len() as u64
