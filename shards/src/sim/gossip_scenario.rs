@@ -145,6 +145,7 @@ impl GossipScenario {
         let factory = Box::new(move |i: u32, id: NodeId, seed: u64| {
             let now = Now {
                 mono_ms: 0,
+                mono_us: 0,
                 unix_s: 0,
             };
             GossipNode::new(id, node_config.clone(), &peers[i as usize], seed, now)

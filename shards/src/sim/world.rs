@@ -350,6 +350,7 @@ impl<N: SimNode> Sim<N> {
     fn now(&self) -> Now {
         Now {
             mono_ms: self.now_ms,
+            mono_us: self.now_ms * 1000,
             unix_s: (UNIX_ORIGIN_MS + self.now_ms) / 1_000,
         }
     }
