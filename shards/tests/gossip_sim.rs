@@ -65,6 +65,7 @@ impl Mesh {
                 s,
                 Now {
                     mono_ms: 0,
+                    mono_us: 0,
                     unix_s: 0,
                 },
             )
